@@ -1,0 +1,217 @@
+//! The storage boundary: a small [`Store`] trait over the domain types, with two
+//! implementations that pass one conformance suite (`store/conformance.rs`):
+//! [`EmbeddedStore`] (the default: a file, no server) and [`MongoStore`] (production).
+//!
+//! Stores apply the domain's rules atomically — status transitions through
+//! `CallStatus::check_transition`, conversation appends through
+//! `conversation::plan_append` — so two replicas racing on one call cannot break them.
+//! No BSON or file format crosses this boundary.
+
+pub mod embedded;
+pub mod mongo;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    AgentSettings, AppendError, CallDirection, CallSession, CallStatus, ConversationItem,
+    StatusChange, Timestamp, TransitionError, Usage,
+};
+
+// pub use embedded::EmbeddedStore;
+// pub use mongo::MongoStore;
+
+/// Default and maximum page sizes of list reads.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// A uniqueness rule would break (a phone number owned by another agent, a Twilio
+    /// call SID already recorded).
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{kind} {id}: version {expected} is stale, the stored version is {actual}")]
+    VersionConflict {
+        kind: &'static str,
+        id: String,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("call {call_id}: {source}")]
+    Transition {
+        call_id: String,
+        source: TransitionError,
+    },
+    /// The batch was refused; `last_seq` is the highest stored sequence number.
+    #[error("call {call_id}: {source}")]
+    Append {
+        call_id: String,
+        source: AppendError,
+        last_seq: u64,
+    },
+    #[error("invalid page token {0:?}")]
+    BadPageToken(String),
+    /// The database cannot be reached; the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store internal error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A page of a list read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Already clamped to 1..=MAX_PAGE_SIZE by [`PageRequest::new`].
+    pub size: usize,
+    /// Opaque token from a previous page; empty for the first.
+    pub token: String,
+}
+
+impl PageRequest {
+    /// A page of `size` (0 means the default) after `token`.
+    pub fn new(size: u32, token: impl Into<String>) -> Self {
+        let size = match usize::try_from(size) {
+            Ok(0) | Err(_) => DEFAULT_PAGE_SIZE,
+            Ok(n) => n.min(MAX_PAGE_SIZE),
+        };
+        Self {
+            size,
+            token: token.into(),
+        }
+    }
+
+    pub fn first(size: usize) -> Self {
+        Self {
+            size,
+            token: String::new(),
+        }
+    }
+}
+
+/// Results of a list read, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Empty on the last page.
+    pub next_token: String,
+}
+
+/// Filters of `list_sessions`; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    pub status: Option<CallStatus>,
+    pub agent_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub direction: Option<CallDirection>,
+    /// Created at or after.
+    pub created_after: Option<Timestamp>,
+    /// Created strictly before.
+    pub created_before: Option<Timestamp>,
+}
+
+impl SessionFilter {
+    pub fn matches(&self, s: &CallSession) -> bool {
+        self.status.is_none_or(|v| s.status == v)
+            && self.agent_id.as_ref().is_none_or(|v| &s.agent_id == v)
+            && self
+                .campaign_id
+                .as_ref()
+                .is_none_or(|v| &s.campaign_id == v)
+            && self.direction.is_none_or(|v| s.direction == v)
+            && self.created_after.is_none_or(|t| s.created_at >= t)
+            && self.created_before.is_none_or(|t| s.created_at < t)
+    }
+}
+
+/// The result of a status change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusOutcome {
+    /// The session after the change, without its conversation.
+    pub session: CallSession,
+    /// The status before, when it changed; `None` for a repeat of the current state.
+    pub previous: Option<CallStatus>,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendOutcome {
+    /// The items this call stored (not those stored before).
+    pub stored: Vec<ConversationItem>,
+    /// Highest stored sequence number: what to acknowledge.
+    pub last_seq: u64,
+}
+
+/// Where a live call's media runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAttachment {
+    pub stream_sid: String,
+    pub call_sid: String,
+    pub sidecar_id: String,
+}
+
+/// The system of record.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a new agent as given (id, version and times set by the caller).
+    /// `AlreadyExists` when one of its numbers belongs to another agent.
+    async fn create_agent(&self, agent: AgentSettings) -> StoreResult<AgentSettings>;
+    async fn get_agent(&self, id: &str) -> StoreResult<AgentSettings>;
+    /// Replaces the agent whose id is `agent.id` if its stored version is
+    /// `agent.version`; stores and returns it with the version incremented and
+    /// `updated_at` set to `now` (`created_at` is kept).
+    async fn update_agent(
+        &self,
+        agent: AgentSettings,
+        now: Timestamp,
+    ) -> StoreResult<AgentSettings>;
+    /// Deletes an agent, only at `expected_version` when one is given.
+    async fn delete_agent(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()>;
+    async fn list_agents(&self, page: &PageRequest) -> StoreResult<Page<AgentSettings>>;
+    /// The agent that answers calls to `phone`.
+    async fn agent_by_phone(&self, phone: &str) -> StoreResult<Option<AgentSettings>>;
+
+    /// Stores a new session. `AlreadyExists` when its Twilio call SID is recorded
+    /// already.
+    async fn create_session(&self, session: CallSession) -> StoreResult<CallSession>;
+    /// A session with its whole conversation.
+    async fn get_session(&self, id: &str) -> StoreResult<CallSession>;
+    /// The session of a Twilio call SID, without its conversation.
+    async fn session_by_call_sid(&self, call_sid: &str) -> StoreResult<Option<CallSession>>;
+    /// Sessions newest first, without conversations.
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CallSession>>;
+    /// Applies a status change atomically through the status machine.
+    async fn update_status(
+        &self,
+        id: &str,
+        change: &StatusChange,
+        now: Timestamp,
+    ) -> StoreResult<StatusOutcome>;
+    /// Appends a batch idempotently (see `conversation::plan_append`).
+    async fn append_items(
+        &self,
+        id: &str,
+        batch: &[ConversationItem],
+    ) -> StoreResult<AppendOutcome>;
+    /// Records the media stream carrying a live call; returns the session without its
+    /// conversation.
+    async fn attach_stream(
+        &self,
+        id: &str,
+        stream: &StreamAttachment,
+        now: Timestamp,
+    ) -> StoreResult<CallSession>;
+    /// Replaces the call's cumulative usage.
+    async fn record_usage(&self, id: &str, usage: &Usage, now: Timestamp) -> StoreResult<()>;
+}

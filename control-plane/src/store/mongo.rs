@@ -1,0 +1,1 @@
+//! MongoDB store (placeholder while it is written).
