@@ -3,8 +3,139 @@
 //!
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the bus behind
-//! `WatchCallEvents`; `config` reads the environment once. [`serve`] ties them together
-//! on already-bound listeners, which is how tests run it on `127.0.0.1:0`.
+//! `WatchCallEvents`; `tools` calls tool webhooks; `config` reads the environment once.
+//! [`serve`] ties them together on an already-bound listener, which is how tests run
+//! it on `127.0.0.1:0`.
 
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
 pub mod store;
+pub mod tools;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_proto::v1::agent_settings_service_server::AgentSettingsServiceServer;
+use switchboard_proto::v1::call_channel_service_server::CallChannelServiceServer;
+use switchboard_proto::v1::call_session_service_server::CallSessionServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+
+use crate::config::{Config, StoreConfig};
+use crate::grpc::agents::AgentsApi;
+use crate::grpc::auth::BearerAuth;
+use crate::grpc::call_channel::CallChannelApi;
+use crate::grpc::sessions::SessionsApi;
+use crate::grpc::Services;
+use crate::store::{EmbeddedStore, Store, StoreError};
+
+/// Why the control plane could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Opens the store the config names (creating MongoDB indexes on the way).
+pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Embedded(dir) => Ok(Arc::new(EmbeddedStore::open(dir)?)),
+        StoreConfig::Mongo { uri, database } => Ok(Arc::new(
+            store::MongoStore::connect(uri.expose(), database).await?,
+        )),
+    }
+}
+
+/// Serves every service on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let store = open_store(&config.store).await?;
+    serve_with_store(config, store, listener, shutdown).await
+}
+
+/// [`serve`] with a store already open (benchmarks and tests share one).
+pub async fn serve_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let services = Services {
+        store,
+        events: events::EventBus::new(),
+        default_agent_id: config.default_agent_id.clone(),
+        tools: tools::ToolInvoker::default(),
+    };
+    let auth = BearerAuth::new(config.api_token.as_ref().map(config::Secret::expose));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AgentSettingsServiceServer<AgentsApi>>()
+        .await;
+    health_reporter
+        .set_serving::<CallSessionServiceServer<SessionsApi>>()
+        .await;
+    health_reporter
+        .set_serving::<CallChannelServiceServer<CallChannelApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let shutdown = async move {
+        shutdown.await;
+        // Health goes first so load balancers stop sending before we stop answering.
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    };
+    Server::builder()
+        // One span per RPC, named by its method; handlers add their own fields.
+        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+        // Sidecars keep one connection for many call streams: detect dead peers.
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Health stays unauthenticated so probes need no token.
+        .add_service(health_service)
+        .add_service(guard(&auth, reflection))
+        .add_service(guard(&auth, reflection_alpha))
+        .add_service(guard(
+            &auth,
+            AgentSettingsServiceServer::new(AgentsApi::new(services.clone())),
+        ))
+        .add_service(guard(
+            &auth,
+            CallSessionServiceServer::new(SessionsApi::new(services.clone())),
+        ))
+        .add_service(guard(
+            &auth,
+            CallChannelServiceServer::new(CallChannelApi::new(services)),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Puts a service behind the bearer-token check.
+fn guard<S>(auth: &BearerAuth, service: S) -> InterceptedService<S, BearerAuth> {
+    InterceptedService::new(service, auth.clone())
+}

@@ -20,8 +20,8 @@ use crate::domain::{
     StatusChange, Timestamp, TransitionError, Usage,
 };
 
-// pub use embedded::EmbeddedStore;
-// pub use mongo::MongoStore;
+pub use embedded::EmbeddedStore;
+pub use mongo::MongoStore;
 
 /// Default and maximum page sizes of list reads.
 pub const DEFAULT_PAGE_SIZE: usize = 50;

@@ -1,0 +1,103 @@
+//! Errors at the gRPC boundary: one map from what went wrong to a `tonic::Code`, so
+//! handlers never hand-pick codes.
+
+use tonic::{Code, Status};
+
+use crate::domain::InvalidField;
+use crate::store::StoreError;
+
+/// The codes our services answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    /// Optimistic concurrency lost: re-read and retry.
+    Aborted,
+    /// The request is valid but the resource's state refuses it (a final call).
+    FailedPrecondition,
+    Unavailable,
+    Internal,
+}
+
+impl From<ErrorCode> for Code {
+    fn from(code: ErrorCode) -> Code {
+        match code {
+            ErrorCode::InvalidArgument => Code::InvalidArgument,
+            ErrorCode::NotFound => Code::NotFound,
+            ErrorCode::AlreadyExists => Code::AlreadyExists,
+            ErrorCode::Aborted => Code::Aborted,
+            ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+            ErrorCode::Unavailable => Code::Unavailable,
+            ErrorCode::Internal => Code::Internal,
+        }
+    }
+}
+
+/// The code for a store error.
+pub fn store_error_code(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::NotFound { .. } => ErrorCode::NotFound,
+        StoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+        StoreError::VersionConflict { .. } => ErrorCode::Aborted,
+        StoreError::Transition { .. } => ErrorCode::FailedPrecondition,
+        StoreError::Append { .. } => ErrorCode::FailedPrecondition,
+        StoreError::BadPageToken(_) => ErrorCode::InvalidArgument,
+        StoreError::Unavailable(_) => ErrorCode::Unavailable,
+        StoreError::Internal(_) => ErrorCode::Internal,
+    }
+}
+
+/// A store error as a gRPC status.
+pub fn store_status(e: StoreError) -> Status {
+    let code = store_error_code(&e);
+    if code == ErrorCode::Internal {
+        tracing::error!(error = %e, "store failure");
+    }
+    let message = match &e {
+        StoreError::BadPageToken(_) => format!("page_token: {e}"),
+        _ => e.to_string(),
+    };
+    Status::new(code.into(), message)
+}
+
+/// A rejected field as `INVALID_ARGUMENT` whose message starts with the field path.
+pub fn invalid(e: InvalidField) -> Status {
+    Status::new(ErrorCode::InvalidArgument.into(), e.to_string())
+}
+
+/// `INVALID_ARGUMENT` for a required field left empty.
+pub fn required(field: &str) -> Status {
+    invalid(InvalidField::new(field, "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CallStatus, TransitionError};
+
+    #[test]
+    fn store_errors_map_to_the_documented_codes() {
+        let transition = StoreError::Transition {
+            call_id: "c1".into(),
+            source: TransitionError {
+                from: CallStatus::Completed,
+                to: CallStatus::Failed,
+            },
+        };
+        let status = store_status(transition);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("completed") && status.message().contains("failed"));
+        let conflict = StoreError::VersionConflict {
+            kind: "agent settings",
+            id: "a".into(),
+            expected: 1,
+            actual: 2,
+        };
+        assert_eq!(store_status(conflict).code(), Code::Aborted);
+        assert_eq!(
+            store_status(StoreError::BadPageToken("x".into())).message(),
+            "page_token: invalid page token \"x\""
+        );
+    }
+}

@@ -1,0 +1,523 @@
+//! Proto ⇄ domain conversion at the gRPC edge.
+//!
+//! Incoming messages become domain values or an [`InvalidField`] naming the request
+//! field (`agent_settings.turn_detection.threshold`), which the handlers turn into
+//! `INVALID_ARGUMENT`. Outgoing values are plain mappings. Domain types never derive
+//! from prost types.
+
+use chrono::{DateTime, Utc};
+use switchboard_proto::v1 as pb;
+
+use crate::domain::{
+    self, AgentMode, AgentSettings, CallDirection, CallError, CallSession, CallStatus,
+    ConversationItem, Customer, Fallback, FallbackAction, HandoffTarget, InputTranscription,
+    InvalidField, ItemKind, RealtimeProvider, Role, Timestamp, Tool, TurnDetection,
+    TurnDetectionType, Usage,
+};
+
+// === enums ===
+
+fn unknown(field: &str, value: i32) -> InvalidField {
+    InvalidField::new(field, format!("unknown enum value {value}"))
+}
+
+pub(crate) fn call_status_from_pb(
+    field: &str,
+    value: i32,
+) -> Result<Option<CallStatus>, InvalidField> {
+    use pb::CallStatus as P;
+    let status = match P::try_from(value).map_err(|_| unknown(field, value))? {
+        P::Unspecified => return Ok(None),
+        P::Queued => CallStatus::Queued,
+        P::Ringing => CallStatus::Ringing,
+        P::InProgress => CallStatus::InProgress,
+        P::Completed => CallStatus::Completed,
+        P::Failed => CallStatus::Failed,
+        P::Busy => CallStatus::Busy,
+        P::NoAnswer => CallStatus::NoAnswer,
+        P::Canceled => CallStatus::Canceled,
+        P::HandedOff => CallStatus::HandedOff,
+    };
+    Ok(Some(status))
+}
+
+pub(crate) fn call_status_to_pb(status: CallStatus) -> pb::CallStatus {
+    use pb::CallStatus as P;
+    match status {
+        CallStatus::Queued => P::Queued,
+        CallStatus::Ringing => P::Ringing,
+        CallStatus::InProgress => P::InProgress,
+        CallStatus::Completed => P::Completed,
+        CallStatus::Failed => P::Failed,
+        CallStatus::Busy => P::Busy,
+        CallStatus::NoAnswer => P::NoAnswer,
+        CallStatus::Canceled => P::Canceled,
+        CallStatus::HandedOff => P::HandedOff,
+    }
+}
+
+pub(crate) fn direction_from_pb(
+    field: &str,
+    value: i32,
+) -> Result<Option<CallDirection>, InvalidField> {
+    use pb::CallDirection as P;
+    Ok(
+        match P::try_from(value).map_err(|_| unknown(field, value))? {
+            P::Unspecified => None,
+            P::Inbound => Some(CallDirection::Inbound),
+            P::Outbound => Some(CallDirection::Outbound),
+        },
+    )
+}
+
+fn direction_to_pb(direction: CallDirection) -> pb::CallDirection {
+    match direction {
+        CallDirection::Inbound => pb::CallDirection::Inbound,
+        CallDirection::Outbound => pb::CallDirection::Outbound,
+    }
+}
+
+fn role_from_pb(field: &str, value: i32) -> Result<Role, InvalidField> {
+    use pb::ConversationRole as P;
+    match P::try_from(value).map_err(|_| unknown(field, value))? {
+        P::Unspecified => Err(InvalidField::new(field, "must be set")),
+        P::User => Ok(Role::User),
+        P::Assistant => Ok(Role::Assistant),
+        P::System => Ok(Role::System),
+        P::Tool => Ok(Role::Tool),
+    }
+}
+
+fn role_to_pb(role: Role) -> pb::ConversationRole {
+    match role {
+        Role::User => pb::ConversationRole::User,
+        Role::Assistant => pb::ConversationRole::Assistant,
+        Role::System => pb::ConversationRole::System,
+        Role::Tool => pb::ConversationRole::Tool,
+    }
+}
+
+fn kind_from_pb(field: &str, value: i32) -> Result<ItemKind, InvalidField> {
+    use pb::ConversationItemKind as P;
+    match P::try_from(value).map_err(|_| unknown(field, value))? {
+        P::Unspecified => Err(InvalidField::new(field, "must be set")),
+        P::Message => Ok(ItemKind::Message),
+        P::FunctionCall => Ok(ItemKind::FunctionCall),
+        P::FunctionCallOutput => Ok(ItemKind::FunctionCallOutput),
+        P::Handoff => Ok(ItemKind::Handoff),
+        P::Note => Ok(ItemKind::Note),
+    }
+}
+
+fn kind_to_pb(kind: ItemKind) -> pb::ConversationItemKind {
+    match kind {
+        ItemKind::Message => pb::ConversationItemKind::Message,
+        ItemKind::FunctionCall => pb::ConversationItemKind::FunctionCall,
+        ItemKind::FunctionCallOutput => pb::ConversationItemKind::FunctionCallOutput,
+        ItemKind::Handoff => pb::ConversationItemKind::Handoff,
+        ItemKind::Note => pb::ConversationItemKind::Note,
+    }
+}
+
+// === times ===
+
+pub(crate) fn timestamp_to_pb(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub(crate) fn timestamp_from_pb(
+    field: &str,
+    t: &prost_types::Timestamp,
+) -> Result<Timestamp, InvalidField> {
+    let nanos = u32::try_from(t.nanos).map_err(|_| InvalidField::new(field, "negative nanos"))?;
+    DateTime::<Utc>::from_timestamp(t.seconds, nanos)
+        .ok_or_else(|| InvalidField::new(field, "out of range"))
+}
+
+fn duration_ms_from_pb(
+    field: &str,
+    d: Option<&prost_types::Duration>,
+) -> Result<u64, InvalidField> {
+    let Some(d) = d else { return Ok(0) };
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(InvalidField::new(field, "must not be negative"));
+    }
+    let seconds = u64::try_from(d.seconds).unwrap_or(u64::MAX);
+    let nanos = u64::try_from(d.nanos).unwrap_or(0);
+    Ok(seconds
+        .saturating_mul(1000)
+        .saturating_add(nanos / 1_000_000))
+}
+
+fn duration_ms_to_pb(ms: u64) -> Option<prost_types::Duration> {
+    (ms > 0).then(|| prost_types::Duration {
+        seconds: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+        nanos: i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
+    })
+}
+
+// === agent settings ===
+
+/// Reads an agent from a request; `prefix` is its field path (`agent_settings`).
+/// Server-owned fields (id, version, times) are copied as given; handlers decide what
+/// to do with them.
+pub(crate) fn agent_from_pb(
+    prefix: &str,
+    a: pb::AgentSettings,
+) -> Result<AgentSettings, InvalidField> {
+    let field = |name: &str| format!("{prefix}.{name}");
+    let mode = match pb::AgentMode::try_from(a.mode).map_err(|_| unknown(&field("mode"), a.mode))? {
+        pb::AgentMode::Unspecified | pb::AgentMode::Realtime => AgentMode::Realtime,
+        pb::AgentMode::Conference => AgentMode::Conference,
+    };
+    let provider = match pb::RealtimeProvider::try_from(a.provider)
+        .map_err(|_| unknown(&field("provider"), a.provider))?
+    {
+        pb::RealtimeProvider::Unspecified | pb::RealtimeProvider::Openai => {
+            RealtimeProvider::OpenAi
+        }
+        pb::RealtimeProvider::OpenaiBeta => RealtimeProvider::OpenAiBeta,
+        pb::RealtimeProvider::AzureOpenai => RealtimeProvider::AzureOpenAi,
+    };
+    let mut tools = Vec::with_capacity(a.tools.len());
+    for (i, t) in a.tools.into_iter().enumerate() {
+        tools.push(Tool {
+            timeout_ms: duration_ms_from_pb(
+                &field(&format!("tools[{i}].timeout")),
+                t.timeout.as_ref(),
+            )?,
+            name: t.name,
+            description: t.description,
+            parameters_json_schema: t.parameters_json_schema,
+            webhook_url: t.webhook_url,
+        });
+    }
+    let turn_detection = match a.turn_detection {
+        None => TurnDetection::default(),
+        Some(td) => {
+            use pb::turn_detection::Type as P;
+            let kind = match P::try_from(td.r#type)
+                .map_err(|_| unknown(&field("turn_detection.type"), td.r#type))?
+            {
+                P::Unspecified | P::ServerVad => TurnDetectionType::ServerVad,
+                P::SemanticVad => TurnDetectionType::SemanticVad,
+                P::None => TurnDetectionType::None,
+            };
+            TurnDetection {
+                kind,
+                threshold: td.threshold,
+                prefix_padding_ms: td.prefix_padding_ms,
+                silence_duration_ms: td.silence_duration_ms,
+            }
+        }
+    };
+    let handoff_target = a.handoff_target.and_then(|h| h.target).map(|t| match t {
+        pb::handoff_target::Target::ConferenceName(name) => HandoffTarget::Conference(name),
+        pb::handoff_target::Target::PhoneNumber(number) => HandoffTarget::PhoneNumber(number),
+    });
+    let fallback = match a.fallback {
+        None => Fallback::default(),
+        Some(f) => {
+            use pb::fallback::Action as P;
+            let action = match P::try_from(f.action)
+                .map_err(|_| unknown(&field("fallback.action"), f.action))?
+            {
+                P::Unspecified | P::HangUp => FallbackAction::HangUp,
+                P::Transfer => FallbackAction::Transfer,
+            };
+            Fallback {
+                message: f.message,
+                action,
+            }
+        }
+    };
+    let created_at = a
+        .created_at
+        .as_ref()
+        .map(|t| timestamp_from_pb(&field("created_at"), t))
+        .transpose()?;
+    let updated_at = a
+        .updated_at
+        .as_ref()
+        .map(|t| timestamp_from_pb(&field("updated_at"), t))
+        .transpose()?;
+    let now = domain::now();
+    Ok(AgentSettings {
+        id: a.id,
+        name: a.name,
+        phone_numbers: a.phone_numbers,
+        mode,
+        provider,
+        model: a.model,
+        voice: a.voice,
+        instructions: a.instructions,
+        temperature: a.temperature,
+        tools,
+        turn_detection,
+        input_transcription: a
+            .input_transcription
+            .map(|t| InputTranscription {
+                model: t.model,
+                language: t.language,
+                prompt: t.prompt,
+            })
+            .unwrap_or_default(),
+        greeting: a.greeting,
+        max_call_duration_ms: duration_ms_from_pb(
+            &field("max_call_duration"),
+            a.max_call_duration.as_ref(),
+        )?,
+        handoff_target,
+        fallback,
+        version: a.version,
+        created_at: created_at.unwrap_or(now),
+        updated_at: updated_at.unwrap_or(now),
+    })
+}
+
+pub(crate) fn handoff_target_to_pb(target: &HandoffTarget) -> pb::HandoffTarget {
+    let target = match target {
+        HandoffTarget::Conference(name) => pb::handoff_target::Target::ConferenceName(name.clone()),
+        HandoffTarget::PhoneNumber(number) => {
+            pb::handoff_target::Target::PhoneNumber(number.clone())
+        }
+    };
+    pb::HandoffTarget {
+        target: Some(target),
+    }
+}
+
+pub(crate) fn agent_to_pb(a: AgentSettings) -> pb::AgentSettings {
+    let mode = match a.mode {
+        AgentMode::Realtime => pb::AgentMode::Realtime,
+        AgentMode::Conference => pb::AgentMode::Conference,
+    };
+    let provider = match a.provider {
+        RealtimeProvider::OpenAi => pb::RealtimeProvider::Openai,
+        RealtimeProvider::OpenAiBeta => pb::RealtimeProvider::OpenaiBeta,
+        RealtimeProvider::AzureOpenAi => pb::RealtimeProvider::AzureOpenai,
+    };
+    let td_type = match a.turn_detection.kind {
+        TurnDetectionType::ServerVad => pb::turn_detection::Type::ServerVad,
+        TurnDetectionType::SemanticVad => pb::turn_detection::Type::SemanticVad,
+        TurnDetectionType::None => pb::turn_detection::Type::None,
+    };
+    let action = match a.fallback.action {
+        FallbackAction::HangUp => pb::fallback::Action::HangUp,
+        FallbackAction::Transfer => pb::fallback::Action::Transfer,
+    };
+    pb::AgentSettings {
+        id: a.id,
+        name: a.name,
+        phone_numbers: a.phone_numbers,
+        mode: mode.into(),
+        provider: provider.into(),
+        model: a.model,
+        voice: a.voice,
+        instructions: a.instructions,
+        temperature: a.temperature,
+        tools: a
+            .tools
+            .into_iter()
+            .map(|t| pb::Tool {
+                name: t.name,
+                description: t.description,
+                parameters_json_schema: t.parameters_json_schema,
+                webhook_url: t.webhook_url,
+                timeout: duration_ms_to_pb(t.timeout_ms),
+            })
+            .collect(),
+        turn_detection: Some(pb::TurnDetection {
+            r#type: td_type.into(),
+            threshold: a.turn_detection.threshold,
+            prefix_padding_ms: a.turn_detection.prefix_padding_ms,
+            silence_duration_ms: a.turn_detection.silence_duration_ms,
+        }),
+        input_transcription: Some(pb::InputTranscription {
+            model: a.input_transcription.model,
+            language: a.input_transcription.language,
+            prompt: a.input_transcription.prompt,
+        }),
+        greeting: a.greeting,
+        max_call_duration: duration_ms_to_pb(a.max_call_duration_ms),
+        handoff_target: a.handoff_target.as_ref().map(handoff_target_to_pb),
+        fallback: Some(pb::Fallback {
+            message: a.fallback.message,
+            action: action.into(),
+        }),
+        version: a.version,
+        created_at: Some(timestamp_to_pb(a.created_at)),
+        updated_at: Some(timestamp_to_pb(a.updated_at)),
+    }
+}
+
+// === call sessions ===
+
+pub(crate) fn customer_from_pb(c: Option<pb::Customer>) -> Customer {
+    c.map(|c| Customer {
+        phone: c.phone,
+        name: c.name,
+        variables: c.variables.into_iter().collect(),
+    })
+    .unwrap_or_default()
+}
+
+pub(crate) fn call_error_from_pb(e: Option<pb::CallError>) -> Option<CallError> {
+    e.filter(|e| !e.code.is_empty() || !e.message.is_empty())
+        .map(|e| CallError {
+            code: e.code,
+            message: e.message,
+        })
+}
+
+pub(crate) fn call_error_to_pb(e: CallError) -> pb::CallError {
+    pb::CallError {
+        code: e.code,
+        message: e.message,
+    }
+}
+
+pub(crate) fn item_from_pb(
+    field: &str,
+    item: pb::ConversationItem,
+) -> Result<ConversationItem, InvalidField> {
+    let created_at = match &item.created_at {
+        Some(t) => timestamp_from_pb(&format!("{field}.created_at"), t)?,
+        None => domain::now(),
+    };
+    Ok(ConversationItem {
+        seq: item.seq,
+        role: role_from_pb(&format!("{field}.role"), item.role)?,
+        kind: kind_from_pb(&format!("{field}.kind"), item.kind)?,
+        text: item.text,
+        provider_item_id: item.provider_item_id,
+        payload_json: item.payload_json,
+        created_at,
+    })
+}
+
+pub(crate) fn item_to_pb(item: ConversationItem) -> pb::ConversationItem {
+    pb::ConversationItem {
+        seq: item.seq,
+        role: role_to_pb(item.role).into(),
+        kind: kind_to_pb(item.kind).into(),
+        text: item.text,
+        provider_item_id: item.provider_item_id,
+        payload_json: item.payload_json,
+        created_at: Some(timestamp_to_pb(item.created_at)),
+    }
+}
+
+pub(crate) fn usage_from_pb(u: Option<pb::Usage>) -> Usage {
+    let u = u.unwrap_or_default();
+    Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        input_audio_tokens: u.input_audio_tokens,
+        output_audio_tokens: u.output_audio_tokens,
+        total_tokens: u.total_tokens,
+        caller_audio_ms: u.caller_audio_ms,
+        assistant_audio_ms: u.assistant_audio_ms,
+    }
+}
+
+fn usage_to_pb(u: Usage) -> pb::Usage {
+    pb::Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        input_audio_tokens: u.input_audio_tokens,
+        output_audio_tokens: u.output_audio_tokens,
+        total_tokens: u.total_tokens,
+        caller_audio_ms: u.caller_audio_ms,
+        assistant_audio_ms: u.assistant_audio_ms,
+    }
+}
+
+pub(crate) fn session_to_pb(s: CallSession) -> pb::CallSession {
+    pb::CallSession {
+        id: s.id,
+        agent_id: s.agent_id,
+        direction: direction_to_pb(s.direction).into(),
+        from_number: s.from_number,
+        to_number: s.to_number,
+        customer: Some(pb::Customer {
+            phone: s.customer.phone,
+            name: s.customer.name,
+            variables: s.customer.variables.into_iter().collect(),
+        }),
+        variables: s.variables.into_iter().collect(),
+        status: call_status_to_pb(s.status).into(),
+        twilio_call_sid: s.twilio_call_sid,
+        twilio_stream_sid: s.twilio_stream_sid,
+        campaign_id: s.campaign_id,
+        conversation: s.conversation.into_iter().map(item_to_pb).collect(),
+        last_seq: s.last_seq,
+        end_reason: s.end_reason,
+        error: s.error.map(call_error_to_pb),
+        created_at: Some(timestamp_to_pb(s.created_at)),
+        started_at: s.started_at.map(timestamp_to_pb),
+        ended_at: s.ended_at.map(timestamp_to_pb),
+        updated_at: Some(timestamp_to_pb(s.updated_at)),
+        usage: Some(usage_to_pb(s.usage)),
+        sidecar_id: s.sidecar_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_survives_the_round_trip_through_proto() {
+        let agent = crate::store::conformance::agent("Round trip", &["+815011112222"]);
+        let back = agent_from_pb("agent_settings", agent_to_pb(agent.clone())).unwrap();
+        assert_eq!(back, agent);
+    }
+
+    #[test]
+    fn unknown_enum_values_name_their_field() {
+        let pb_agent = pb::AgentSettings {
+            name: "x".into(),
+            mode: 42,
+            ..Default::default()
+        };
+        let err = agent_from_pb("agent_settings", pb_agent).unwrap_err();
+        assert_eq!(err.field, "agent_settings.mode");
+        let pb_agent = pb::AgentSettings {
+            turn_detection: Some(pb::TurnDetection {
+                r#type: 9,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            agent_from_pb("agent_settings", pb_agent).unwrap_err().field,
+            "agent_settings.turn_detection.type"
+        );
+        assert_eq!(
+            call_status_from_pb("status", 99).unwrap_err().field,
+            "status"
+        );
+    }
+
+    #[test]
+    fn durations_and_times_keep_milliseconds() {
+        assert_eq!(
+            duration_ms_from_pb("d", duration_ms_to_pb(90_250).as_ref()),
+            Ok(90_250)
+        );
+        let now = domain::now();
+        assert_eq!(timestamp_from_pb("t", &timestamp_to_pb(now)), Ok(now));
+        let negative = prost_types::Duration {
+            seconds: -1,
+            nanos: 0,
+        };
+        assert_eq!(
+            duration_ms_from_pb("d", Some(&negative)).unwrap_err().field,
+            "d"
+        );
+    }
+}
