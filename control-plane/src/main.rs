@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(?config, "starting");
+    let shutdown = shutdown_signal();
     let listener = match tokio::net::TcpListener::bind(config.grpc_addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -34,7 +35,7 @@ async fn main() -> ExitCode {
         Ok(addr) => tracing::info!(%addr, "serving gRPC"),
         Err(e) => tracing::warn!(error = %e, "bound address unknown"),
     }
-    match switchboard_control_plane::serve(config, listener, shutdown_signal()).await {
+    match switchboard_control_plane::serve(config, listener, shutdown).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -46,22 +47,27 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C. The handlers are installed before this
+/// returns, so a signal that arrives while we start up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested; finishing requests in flight");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested; finishing requests in flight");
 }
