@@ -301,7 +301,8 @@ async fn agent_settings_crud_with_optimistic_versions() {
 async fn bad_agent_settings_are_refused_naming_the_field_and_change_nothing() {
     let server = TestServer::start().await;
     let number = unique_number();
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::AgentSettings)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut pb::AgentSettings)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("agent_settings.name", Box::new(|a| a.name.clear())),
         (
             "agent_settings.phone_numbers[0]",

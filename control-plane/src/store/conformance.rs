@@ -68,7 +68,7 @@ pub(crate) fn session(agent_id: &str) -> CallSession {
 pub(crate) fn items(seqs: std::ops::RangeInclusive<u64>, tag: &str) -> Vec<ConversationItem> {
     seqs.map(|seq| ConversationItem {
         seq,
-        role: if seq % 2 == 0 {
+        role: if seq.is_multiple_of(2) {
             Role::Assistant
         } else {
             Role::User
@@ -413,7 +413,7 @@ pub(crate) async fn concurrent_calls_never_lose_or_mix_items(store: Arc<dyn Stor
                 let batch = items(next..=end, &tag);
                 let out = store.append_items(&s.id, &batch).await.unwrap();
                 assert_eq!(out.last_seq, end);
-                if end % 10 == 0 {
+                if end.is_multiple_of(10) {
                     // A sidecar re-sending after a reconnect.
                     let again = store.append_items(&s.id, &batch).await.unwrap();
                     assert!(again.stored.is_empty());
@@ -441,9 +441,9 @@ pub(crate) async fn sessions_list_with_filters_and_pages(store: Arc<dyn Store>) 
     let campaign_id = domain::new_id();
     let start = domain::now();
     let mut ids = Vec::new();
-    for i in 0..7 {
+    for i in 0..7_usize {
         let mut s = session(&agent_id);
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             s.campaign_id.clone_from(&campaign_id);
         }
         if i == 3 {

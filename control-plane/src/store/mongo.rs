@@ -1,1 +1,858 @@
-//! MongoDB store (placeholder while it is written).
+//! The MongoDB store: [`MongoStore`] keeps agents in `agentsettings` and calls in
+//! `callsessions`, each call's conversation in a `realtimeConversation` array inside its
+//! session document, as the original Node system did.
+//!
+//! It holds no rules of its own: status changes go through `CallSession::apply_status`
+//! and appends through `conversation::plan_append`, applied with single-document
+//! compare-and-set writes (no multi-document transactions, so a standalone server
+//! works). Uniqueness (a phone number per agent, a Twilio call SID per call) is left to
+//! sparse unique indexes created by [`MongoStore::connect`]; an agent without numbers
+//! and a call without a SID are stored without the field, so they are not indexed and
+//! never collide.
+//!
+//! The document structs at the bottom are private and camelCase; no BSON type crosses
+//! the [`Store`] trait. Read `store.rs` for the contract and `conformance.rs` for the
+//! suite this store passes.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::error::{Error as DriverError, ErrorKind, WriteFailure};
+use mongodb::options::{IndexOptions, ReturnDocument};
+use mongodb::{Client, Collection, IndexModel};
+
+use crate::domain::{
+    self, conversation::plan_append, AgentSettings, CallSession, ConversationItem, StatusChange,
+    Timestamp, Usage,
+};
+
+mod documents;
+
+use documents::*;
+
+use super::{
+    AppendOutcome, Page, PageRequest, SessionFilter, StatusOutcome, Store, StoreError, StoreResult,
+    StreamAttachment, MAX_PAGE_SIZE,
+};
+
+const AGENTS: &str = "agentsettings";
+const SESSIONS: &str = "callsessions";
+const AGENT: &str = "agent";
+const SESSION: &str = "call session";
+const DUPLICATE_KEY: i32 = 11000;
+/// Each compare-and-set miss means another writer changed the document in between; a
+/// long run of misses is contention the caller should back off from.
+const CAS_ATTEMPTS: usize = 16;
+
+/// The production store on MongoDB (or a server speaking its wire protocol).
+pub struct MongoStore {
+    database: String,
+    agents: Collection<AgentDoc>,
+    sessions: Collection<SessionDoc>,
+    /// The same collection read through a `lastSeq`-only projection.
+    session_seqs: Collection<LastSeqDoc>,
+    append_round_trips: AtomicU64,
+}
+
+impl MongoStore {
+    /// Connects to `database` on the server at `uri` and creates the indexes the store
+    /// relies on (creating an existing index is a no-op).
+    pub async fn connect(uri: &str, database: &str) -> StoreResult<MongoStore> {
+        // The URI may carry a password: errors name the database, never the URI.
+        let client = Client::with_uri_str(uri)
+            .await
+            .map_err(|e| driver_error("connect to database", database, e))?;
+        let db = client.database(database);
+        let store = MongoStore {
+            database: database.to_owned(),
+            agents: db.collection(AGENTS),
+            sessions: db.collection(SESSIONS),
+            session_seqs: db.collection(SESSIONS),
+            append_round_trips: AtomicU64::new(0),
+        };
+        store.create_indexes().await?;
+        Ok(store)
+    }
+
+    /// Database round trips spent by `append_items` so far, for benchmarks to report
+    /// items per round trip.
+    pub fn append_round_trips(&self) -> u64 {
+        self.append_round_trips.load(Ordering::Relaxed)
+    }
+
+    async fn create_indexes(&self) -> StoreResult<()> {
+        // Sparse rather than partial: both skip documents without the field, but
+        // SecantusDB (our test server) never plans lookups on a partial index.
+        let unique = |name: &str| {
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(true)
+                .sparse(true)
+                .build()
+        };
+        let phone_numbers = IndexModel::builder()
+            .keys(doc! { "phoneNumbers": 1 })
+            .options(unique("phoneNumbers_unique"))
+            .build();
+        self.agents
+            .create_index(phone_numbers)
+            .await
+            .map_err(|e| driver_error("create indexes of", AGENTS, e))?;
+
+        let by = |keys: Document| IndexModel::builder().keys(keys).build();
+        let session_indexes = [
+            IndexModel::builder()
+                .keys(doc! { "twilioCallSid": 1 })
+                .options(unique("twilioCallSid_unique"))
+                .build(),
+            // Lists filter on one field and walk `_id` backwards for newest first.
+            by(doc! { "agentId": 1, "_id": 1 }),
+            by(doc! { "campaignId": 1, "_id": 1 }),
+            by(doc! { "status": 1, "_id": 1 }),
+            by(doc! { "createdAt": 1 }),
+        ];
+        self.sessions
+            .create_indexes(session_indexes)
+            .await
+            .map_err(|e| driver_error("create indexes of", SESSIONS, e))?;
+        Ok(())
+    }
+
+    /// The error for a refused agent write: names the phone numbers another agent owns,
+    /// which takes a follow-up read since the server's report is not structured. If that
+    /// read fails, the message lists all the agent's numbers instead.
+    async fn agent_conflict(&self, agent: &AgentSettings) -> StoreError {
+        let filter = doc! {
+            "phoneNumbers": { "$in": agent.phone_numbers.clone() },
+            "_id": { "$ne": &agent.id },
+        };
+        let others: Vec<PhoneNumbersDoc> = match self
+            .agents
+            .clone_with_type::<PhoneNumbersDoc>()
+            .find(filter)
+            .projection(doc! { "phoneNumbers": 1 })
+            .await
+        {
+            Ok(cursor) => cursor.try_collect().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let taken: Vec<&str> = agent
+            .phone_numbers
+            .iter()
+            .filter(|n| others.iter().any(|o| o.phone_numbers.contains(n)))
+            .map(String::as_str)
+            .collect();
+        let message = match taken.as_slice() {
+            [one] => format!("phone number {one} belongs to another agent"),
+            [] => format!(
+                "agent {} already exists, or one of its phone numbers [{}] belongs to another agent",
+                agent.id,
+                agent.phone_numbers.join(", ")
+            ),
+            many => format!(
+                "phone numbers {} belong to another agent",
+                many.join(", ")
+            ),
+        };
+        StoreError::AlreadyExists(message)
+    }
+
+    /// Tells `NotFound` from `VersionConflict` after a versioned write matched nothing.
+    async fn agent_version_miss(&self, id: &str, expected: i64) -> StoreError {
+        let stored = self
+            .agents
+            .clone_with_type::<VersionDoc>()
+            .find_one(doc! { "_id": id })
+            .projection(doc! { "version": 1 })
+            .await;
+        match stored {
+            Ok(Some(stored)) => StoreError::VersionConflict {
+                kind: AGENT,
+                id: id.to_owned(),
+                expected,
+                actual: stored.version,
+            },
+            Ok(None) => not_found(AGENT, id),
+            Err(e) => driver_error("read the version of agent", id, e),
+        }
+    }
+
+    /// The error for a refused session write: its call SID belongs to another session,
+    /// or the session exists already.
+    async fn session_conflict(&self, id: &str, call_sid: &str) -> StoreError {
+        if !call_sid.is_empty() {
+            let other = self
+                .sessions
+                .clone_with_type::<Document>()
+                .find_one(doc! { "twilioCallSid": call_sid, "_id": { "$ne": id } })
+                .projection(doc! { "_id": 1 })
+                .await;
+            if let Ok(Some(_)) = other {
+                return StoreError::AlreadyExists(format!(
+                    "twilio call sid {call_sid} belongs to another call session"
+                ));
+            }
+        }
+        StoreError::AlreadyExists(format!("call session {id} already exists"))
+    }
+
+    /// Pushes `items` if the stored `lastSeq` is still `expected_last_seq`, in one round
+    /// trip; false when another write got there first (or the session is missing).
+    async fn push_items(
+        &self,
+        id: &str,
+        expected_last_seq: u64,
+        items: &[ConversationItem],
+        new_last_seq: u64,
+    ) -> StoreResult<bool> {
+        let docs: Vec<ItemDoc> = items.iter().map(ItemDoc::from).collect();
+        let docs = bson::to_bson(&docs).map_err(|e| encode_error(SESSION, id, e))?;
+        let filter = doc! { "_id": id, "lastSeq": int64(expected_last_seq)? };
+        let update = doc! {
+            "$push": { "realtimeConversation": { "$each": docs } },
+            "$set": { "lastSeq": int64(new_last_seq)?, "updatedAt": bson_time(domain::now()) },
+        };
+        self.append_round_trips.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .sessions
+            .update_one(filter, update)
+            .await
+            .map_err(|e| driver_error("append to call session", id, e))?;
+        Ok(result.matched_count == 1)
+    }
+
+    async fn read_last_seq(&self, id: &str) -> StoreResult<u64> {
+        self.append_round_trips.fetch_add(1, Ordering::Relaxed);
+        let stored = self
+            .session_seqs
+            .find_one(doc! { "_id": id })
+            .projection(doc! { "_id": 0, "lastSeq": 1 })
+            .await
+            .map_err(|e| driver_error("read the last seq of call session", id, e))?;
+        stored
+            .map(|doc| doc.last_seq)
+            .ok_or_else(|| not_found(SESSION, id))
+    }
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("database", &self.database)
+            .field("append_round_trips", &self.append_round_trips())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn create_agent(&self, agent: AgentSettings) -> StoreResult<AgentSettings> {
+        match self.agents.insert_one(AgentDoc::from(&agent)).await {
+            Ok(_) => Ok(agent),
+            Err(e) if is_duplicate_key(&e) => Err(self.agent_conflict(&agent).await),
+            Err(e) => Err(driver_error("create agent", &agent.id, e)),
+        }
+    }
+
+    async fn get_agent(&self, id: &str) -> StoreResult<AgentSettings> {
+        self.agents
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(|e| driver_error("read agent", id, e))?
+            .ok_or_else(|| not_found(AGENT, id))?
+            .into_domain()
+    }
+
+    async fn update_agent(
+        &self,
+        agent: AgentSettings,
+        now: Timestamp,
+    ) -> StoreResult<AgentSettings> {
+        let expected = agent.version;
+        let mut next = AgentDoc::from(&agent);
+        next.version = expected.checked_add(1).ok_or_else(|| {
+            StoreError::Internal(format!("agent {}: version {expected} overflows", agent.id))
+        })?;
+        next.updated_at = bson_time(now);
+        let mut set = bson::to_document(&next).map_err(|e| encode_error(AGENT, &agent.id, e))?;
+        // `$set` rather than a replacement keeps the stored creation time, whatever the
+        // caller's copy says, in the same single-document write.
+        set.remove("_id");
+        set.remove("createdAt");
+        let mut update = doc! { "$set": set };
+        if agent.phone_numbers.is_empty() {
+            // Left out of `$set` when empty (see `AgentDoc::phone_numbers`).
+            update.insert("$unset", doc! { "phoneNumbers": "" });
+        }
+        let updated = self
+            .agents
+            .find_one_and_update(doc! { "_id": &agent.id, "version": expected }, update)
+            .return_document(ReturnDocument::After)
+            .await;
+        match updated {
+            Ok(Some(stored)) => stored.into_domain(),
+            Ok(None) => Err(self.agent_version_miss(&agent.id, expected).await),
+            Err(e) if is_duplicate_key(&e) => Err(self.agent_conflict(&agent).await),
+            Err(e) => Err(driver_error("update agent", &agent.id, e)),
+        }
+    }
+
+    async fn delete_agent(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
+        let mut filter = doc! { "_id": id };
+        if let Some(version) = expected_version {
+            filter.insert("version", version);
+        }
+        let result = self
+            .agents
+            .delete_one(filter)
+            .await
+            .map_err(|e| driver_error("delete agent", id, e))?;
+        if result.deleted_count == 1 {
+            return Ok(());
+        }
+        match expected_version {
+            Some(expected) => Err(self.agent_version_miss(id, expected).await),
+            None => Err(not_found(AGENT, id)),
+        }
+    }
+
+    async fn list_agents(&self, page: &PageRequest) -> StoreResult<Page<AgentSettings>> {
+        let mut filter = Document::new();
+        if let Some(after) = page_token(page)? {
+            filter.insert("_id", doc! { "$lt": after });
+        }
+        let size = page_size(page);
+        let docs: Vec<AgentDoc> = self
+            .agents
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(fetch_limit(size))
+            .await
+            .map_err(|e| driver_error("list", AGENTS, e))?
+            .try_collect()
+            .await
+            .map_err(|e| driver_error("list", AGENTS, e))?;
+        let agents = docs
+            .into_iter()
+            .map(AgentDoc::into_domain)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(into_page(agents, size, |a| &a.id))
+    }
+
+    async fn agent_by_phone(&self, phone: &str) -> StoreResult<Option<AgentSettings>> {
+        self.agents
+            .find_one(doc! { "phoneNumbers": phone })
+            .await
+            .map_err(|e| driver_error("find the agent of phone number", phone, e))?
+            .map(AgentDoc::into_domain)
+            .transpose()
+    }
+
+    async fn create_session(&self, session: CallSession) -> StoreResult<CallSession> {
+        let doc = SessionDoc::from_domain(&session)?;
+        match self.sessions.insert_one(doc).await {
+            Ok(_) => Ok(session),
+            Err(e) if is_duplicate_key(&e) => Err(self
+                .session_conflict(&session.id, &session.twilio_call_sid)
+                .await),
+            Err(e) => Err(driver_error("create call session", &session.id, e)),
+        }
+    }
+
+    async fn get_session(&self, id: &str) -> StoreResult<CallSession> {
+        self.sessions
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(|e| driver_error("read call session", id, e))?
+            .ok_or_else(|| not_found(SESSION, id))?
+            .into_domain()
+    }
+
+    async fn session_by_call_sid(&self, call_sid: &str) -> StoreResult<Option<CallSession>> {
+        if call_sid.is_empty() {
+            return Ok(None);
+        }
+        self.sessions
+            .find_one(doc! { "twilioCallSid": call_sid })
+            .projection(without_conversation())
+            .await
+            .map_err(|e| driver_error("find the call session of call sid", call_sid, e))?
+            .map(SessionDoc::into_domain)
+            .transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CallSession>> {
+        let mut query = Document::new();
+        if let Some(status) = filter.status {
+            query.insert("status", status.as_str());
+        }
+        if let Some(agent_id) = &filter.agent_id {
+            query.insert("agentId", agent_id);
+        }
+        if let Some(campaign_id) = &filter.campaign_id {
+            query.insert("campaignId", campaign_id);
+        }
+        if let Some(direction) = filter.direction {
+            query.insert("direction", direction_name(direction));
+        }
+        let mut created = Document::new();
+        if let Some(after) = filter.created_after {
+            created.insert("$gte", bson_time(after));
+        }
+        if let Some(before) = filter.created_before {
+            created.insert("$lt", bson_time(before));
+        }
+        if !created.is_empty() {
+            query.insert("createdAt", created);
+        }
+        if let Some(after) = page_token(page)? {
+            query.insert("_id", doc! { "$lt": after });
+        }
+        let size = page_size(page);
+        let docs: Vec<SessionDoc> = self
+            .sessions
+            .find(query)
+            .projection(without_conversation())
+            .sort(doc! { "_id": -1 })
+            .limit(fetch_limit(size))
+            .await
+            .map_err(|e| driver_error("list", SESSIONS, e))?
+            .try_collect()
+            .await
+            .map_err(|e| driver_error("list", SESSIONS, e))?;
+        let sessions = docs
+            .into_iter()
+            .map(SessionDoc::into_domain)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(into_page(sessions, size, |s| &s.id))
+    }
+
+    async fn update_status(
+        &self,
+        id: &str,
+        change: &StatusChange,
+        now: Timestamp,
+    ) -> StoreResult<StatusOutcome> {
+        for _ in 0..CAS_ATTEMPTS {
+            let mut session = self
+                .sessions
+                .find_one(doc! { "_id": id })
+                .projection(without_conversation())
+                .await
+                .map_err(|e| driver_error("read call session", id, e))?
+                .ok_or_else(|| not_found(SESSION, id))?
+                .into_domain()?;
+            let old_status = session.status;
+            let sid_was_empty = session.twilio_call_sid.is_empty();
+            let previous =
+                session
+                    .apply_status(change, now)
+                    .map_err(|source| StoreError::Transition {
+                        call_id: id.to_owned(),
+                        source,
+                    })?;
+            let sid_is_new = sid_was_empty && !session.twilio_call_sid.is_empty();
+            if previous.is_none() && !sid_is_new {
+                return Ok(StatusOutcome {
+                    session,
+                    previous: None,
+                });
+            }
+
+            // The write holds only if the status is still the one the machine judged.
+            let mut filter = doc! { "_id": id, "status": old_status.as_str() };
+            let mut set = doc! { "updatedAt": bson_time(now) };
+            if sid_is_new {
+                // Absent, or empty in documents written by other tools.
+                filter.insert("twilioCallSid", doc! { "$in": ["", Bson::Null] });
+                set.insert("twilioCallSid", &session.twilio_call_sid);
+            }
+            if previous.is_some() {
+                // These fields change only with the status, so the CAS on the status
+                // guards them too.
+                set.insert("status", session.status.as_str());
+                set.insert("startedAt", session.started_at.map(bson_time));
+                set.insert("endedAt", session.ended_at.map(bson_time));
+                set.insert("endReason", &session.end_reason);
+                let error = session.error.as_ref().map(CallErrorDoc::from);
+                set.insert(
+                    "error",
+                    bson::to_bson(&error).map_err(|e| encode_error(SESSION, id, e))?,
+                );
+            }
+            let written = self
+                .sessions
+                .find_one_and_update(filter, doc! { "$set": set })
+                .projection(without_conversation())
+                .return_document(ReturnDocument::After)
+                .await;
+            match written {
+                Ok(Some(stored)) => {
+                    return Ok(StatusOutcome {
+                        session: stored.into_domain()?,
+                        previous,
+                    })
+                }
+                // Another writer changed the status (or the sid) first: judge again.
+                Ok(None) => continue,
+                Err(e) if is_duplicate_key(&e) => {
+                    return Err(self.session_conflict(id, &session.twilio_call_sid).await)
+                }
+                Err(e) => return Err(driver_error("update the status of call session", id, e)),
+            }
+        }
+        Err(contended("update the status of call session", id))
+    }
+
+    async fn append_items(
+        &self,
+        id: &str,
+        batch: &[ConversationItem],
+    ) -> StoreResult<AppendOutcome> {
+        // Fast path: a sidecar almost always sends the batch that follows the last one
+        // acknowledged, so assume it and push in one round trip without a read. A
+        // malformed batch skips it: its error must report the stored last seq.
+        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+            let assumed_last_seq = first.seq.saturating_sub(1);
+            if plan_append(assumed_last_seq, batch).is_ok()
+                && self
+                    .push_items(id, assumed_last_seq, batch, last.seq)
+                    .await?
+            {
+                return Ok(AppendOutcome {
+                    stored: batch.to_vec(),
+                    last_seq: last.seq,
+                });
+            }
+        }
+
+        // Slow path: a re-send, an overlap, a gap, or a missing session.
+        for _ in 0..CAS_ATTEMPTS {
+            let last_seq = self.read_last_seq(id).await?;
+            let plan = plan_append(last_seq, batch).map_err(|source| StoreError::Append {
+                call_id: id.to_owned(),
+                source,
+                last_seq,
+            })?;
+            if plan.is_noop(batch.len()) {
+                return Ok(AppendOutcome {
+                    stored: Vec::new(),
+                    last_seq,
+                });
+            }
+            let tail = &batch[plan.first_new..];
+            if self.push_items(id, last_seq, tail, plan.last_seq).await? {
+                return Ok(AppendOutcome {
+                    stored: tail.to_vec(),
+                    last_seq: plan.last_seq,
+                });
+            }
+        }
+        Err(contended("append to call session", id))
+    }
+
+    async fn attach_stream(
+        &self,
+        id: &str,
+        stream: &StreamAttachment,
+        now: Timestamp,
+    ) -> StoreResult<CallSession> {
+        let set = doc! {
+            "twilioStreamSid": &stream.stream_sid,
+            "sidecarId": &stream.sidecar_id,
+            "updatedAt": bson_time(now),
+        };
+        let updated = self
+            .sessions
+            .find_one_and_update(doc! { "_id": id }, doc! { "$set": set })
+            .projection(without_conversation())
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| driver_error("attach a stream to call session", id, e))?
+            .ok_or_else(|| not_found(SESSION, id))?;
+        let session = updated.into_domain()?;
+        if stream.call_sid.is_empty() || !session.twilio_call_sid.is_empty() {
+            return Ok(session);
+        }
+        // The call SID is recorded only while none is known; the filter keeps a
+        // concurrent writer's SID.
+        let recorded = self
+            .sessions
+            .find_one_and_update(
+                doc! { "_id": id, "twilioCallSid": { "$exists": false } },
+                doc! { "$set": { "twilioCallSid": &stream.call_sid } },
+            )
+            .projection(without_conversation())
+            .return_document(ReturnDocument::After)
+            .await;
+        match recorded {
+            Ok(Some(stored)) => stored.into_domain(),
+            Ok(None) => Ok(session),
+            Err(e) if is_duplicate_key(&e) => {
+                Err(self.session_conflict(id, &stream.call_sid).await)
+            }
+            Err(e) => Err(driver_error("attach a stream to call session", id, e)),
+        }
+    }
+
+    async fn record_usage(&self, id: &str, usage: &Usage, now: Timestamp) -> StoreResult<()> {
+        let usage =
+            bson::to_bson(&UsageDoc::from(usage)).map_err(|e| encode_error(SESSION, id, e))?;
+        let result = self
+            .sessions
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "usage": usage, "updatedAt": bson_time(now) } },
+            )
+            .await
+            .map_err(|e| driver_error("record the usage of call session", id, e))?;
+        if result.matched_count == 0 {
+            return Err(not_found(SESSION, id));
+        }
+        Ok(())
+    }
+}
+
+// === helpers ===
+
+/// Sessions are listed and returned from writes without their conversation, which can
+/// be far larger than the rest of the document.
+fn without_conversation() -> Document {
+    doc! { "realtimeConversation": 0 }
+}
+
+/// The id after which a page starts, normalised to the form ids are stored in.
+fn page_token(page: &PageRequest) -> StoreResult<Option<String>> {
+    if page.token.is_empty() {
+        return Ok(None);
+    }
+    let id = uuid::Uuid::parse_str(&page.token)
+        .map_err(|_| StoreError::BadPageToken(page.token.clone()))?;
+    Ok(Some(id.hyphenated().to_string()))
+}
+
+fn page_size(page: &PageRequest) -> usize {
+    page.size.clamp(1, MAX_PAGE_SIZE)
+}
+
+/// One more than the page, to learn whether another page follows.
+fn fetch_limit(size: usize) -> i64 {
+    i64::try_from(size + 1).unwrap_or(i64::MAX)
+}
+
+/// Cuts `items` (fetched newest first, up to `size + 1`) to a page whose token is the
+/// id of its last item when more follow.
+fn into_page<T>(mut items: Vec<T>, size: usize, id_of: impl Fn(&T) -> &String) -> Page<T> {
+    let more = items.len() > size;
+    items.truncate(size);
+    let next_token = match items.last() {
+        Some(last) if more => id_of(last).clone(),
+        _ => String::new(),
+    };
+    Page { items, next_token }
+}
+
+fn not_found(kind: &'static str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+fn contended(operation: &str, id: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "{operation} {id}: gave up after {CAS_ATTEMPTS} concurrent changes"
+    ))
+}
+
+fn encode_error(kind: &str, id: &str, err: bson::ser::Error) -> StoreError {
+    StoreError::Internal(format!("{kind} {id}: cannot encode the document: {err}"))
+}
+
+fn int64(value: u64) -> StoreResult<i64> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Internal(format!("{value} does not fit a 64-bit integer")))
+}
+
+/// Maps a driver error: what retrying (possibly after a failover) can fix is
+/// `Unavailable`, the rest `Internal`.
+fn driver_error(operation: &str, id: &str, err: DriverError) -> StoreError {
+    let message = format!("{operation} {id}: {err}");
+    if is_transient(&err) {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Internal(message)
+    }
+}
+
+fn is_transient(err: &DriverError) -> bool {
+    // Server codes saying "this node cannot serve right now" (host unreachable, time
+    // limits, shutdown, stepdown, not primary), as the driver specs list them.
+    const TRANSIENT_CODES: &[i32] = &[
+        6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+    ];
+    if err.contains_label("RetryableWriteError") || err.contains_label("TransientTransactionError")
+    {
+        return true;
+    }
+    match err.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. }
+        | ErrorKind::Shutdown => true,
+        ErrorKind::Command(e) => TRANSIENT_CODES.contains(&e.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(e)) => TRANSIENT_CODES.contains(&e.code),
+        _ => false,
+    }
+}
+
+/// A unique index refused the write. Inserts and updates report it as a write error,
+/// `findAndModify` as a command error.
+fn is_duplicate_key(err: &DriverError) -> bool {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
+        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::MongoStore;
+    use crate::domain;
+    use crate::store::conformance::{agent, items, session, store_conformance_suite};
+    use crate::store::{Store, StoreError};
+
+    /// A store on a fresh database, so tests running at once never see each other's
+    /// data. `None` (skip) when no server is configured, except in CI, where a skipped
+    /// suite would hide a broken store.
+    #[allow(clippy::disallowed_methods)]
+    async fn test_mongo_store() -> Option<MongoStore> {
+        let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").unwrap_or_default();
+        if uri.is_empty() {
+            let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
+            assert!(
+                !in_ci,
+                "MongoDB tests must run in CI: set SWITCHBOARD_TEST_MONGODB_URI"
+            );
+            eprintln!(
+                "note: SWITCHBOARD_TEST_MONGODB_URI is not set; skipping MongoDB conformance test"
+            );
+            return None;
+        }
+        let database = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
+        let store = MongoStore::connect(&uri, &database)
+            .await
+            .expect("the test MongoDB server is reachable");
+        Some(store)
+    }
+
+    async fn test_store() -> Option<Arc<dyn Store>> {
+        let store = test_mongo_store().await?;
+        Some(Arc::new(store))
+    }
+
+    store_conformance_suite!(test_store());
+
+    #[tokio::test]
+    async fn a_continuing_batch_takes_one_round_trip() {
+        let Some(store) = test_mongo_store().await else {
+            return;
+        };
+        let s = store.create_session(session("agent-1")).await.unwrap();
+        store.append_items(&s.id, &items(1..=3, "a")).await.unwrap();
+        store.append_items(&s.id, &items(4..=9, "a")).await.unwrap();
+        assert_eq!(store.append_round_trips(), 2);
+
+        // A re-send misses the fast path, then reads the last seq: two more.
+        let again = store.append_items(&s.id, &items(4..=9, "a")).await.unwrap();
+        assert!(again.stored.is_empty());
+        assert_eq!(store.append_round_trips(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_agent_can_give_up_all_its_numbers() {
+        let Some(store) = test_mongo_store().await else {
+            return;
+        };
+        let a = store
+            .create_agent(agent("Numbered", &["+815000000001"]))
+            .await
+            .unwrap();
+        let mut bare = a.clone();
+        bare.phone_numbers.clear();
+        let updated = store.update_agent(bare, domain::now()).await.unwrap();
+        assert!(updated.phone_numbers.is_empty());
+        assert_eq!(store.get_agent(&a.id).await.unwrap(), updated);
+        assert_eq!(store.agent_by_phone("+815000000001").await.unwrap(), None);
+        // Two agents without numbers do not collide in the unique index.
+        store.create_agent(agent("Bare", &[])).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_appends_to_one_call_store_each_item_once() {
+        let Some(store) = test_mongo_store().await else {
+            return;
+        };
+        let store = Arc::new(store);
+        let s = store.create_session(session("agent-1")).await.unwrap();
+        let mut tasks = Vec::new();
+        for writer in 0..4u64 {
+            let store = store.clone();
+            let id = s.id.clone();
+            tasks.push(tokio::spawn(async move {
+                // Overlapping batches of different sizes, like sidecars re-sending.
+                let size = 3 + writer;
+                let mut stored = 0;
+                let mut next = 1;
+                while next <= 60 {
+                    let end = (next + size - 1).min(60);
+                    let out = store
+                        .append_items(&id, &items(next..=end, "r"))
+                        .await
+                        .unwrap();
+                    stored += out.stored.len();
+                    next = end + 1;
+                }
+                stored
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.unwrap();
+        }
+        assert_eq!(total, 60, "each item is stored by exactly one writer");
+        let stored = store.get_session(&s.id).await.unwrap();
+        let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
+        assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+        assert_eq!(stored.last_seq, 60);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // A port that was free a moment ago: nothing answers there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let uri = format!("mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=200");
+        let err = MongoStore::connect(&uri, "sb_unreachable")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("agentsettings")),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! The documents `MongoStore` reads and writes, and their conversion to and from the
+//! domain types. camelCase field names as in the original system's collections; times
+//! as BSON dates at millisecond precision. Nothing here leaves the `mongo` module.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson;
+use serde::{Deserialize, Serialize};
+
+use super::{AGENT, SESSION};
+use crate::domain::{
+    AgentMode, AgentSettings, CallDirection, CallError, CallSession, CallStatus, ConversationItem,
+    Customer, Fallback, FallbackAction, HandoffTarget, InputTranscription, ItemKind,
+    RealtimeProvider, Role, Timestamp, Tool, TurnDetection, TurnDetectionType, Usage,
+};
+use crate::store::{StoreError, StoreResult};
+
+pub(super) fn bson_time(t: Timestamp) -> bson::DateTime {
+    bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+pub(super) fn timestamp(t: bson::DateTime) -> Result<Timestamp, String> {
+    DateTime::<Utc>::from_timestamp_millis(t.timestamp_millis())
+        .ok_or_else(|| format!("date {t} is out of range"))
+}
+
+pub(super) fn direction_name(direction: CallDirection) -> &'static str {
+    match direction {
+        CallDirection::Inbound => "inbound",
+        CallDirection::Outbound => "outbound",
+    }
+}
+
+pub(super) fn parse_direction(name: &str) -> Result<CallDirection, String> {
+    match name {
+        "inbound" => Ok(CallDirection::Inbound),
+        "outbound" => Ok(CallDirection::Outbound),
+        other => Err(format!("unknown direction {other:?}")),
+    }
+}
+
+pub(super) fn invalid_document(kind: &str, id: &str, reason: &str) -> StoreError {
+    StoreError::Internal(format!("{kind} {id}: stored document is invalid: {reason}"))
+}
+
+// === documents ===
+//
+// Domain enums (mode, provider, role, …) are stored as the snake_case names their serde
+// derive gives; call status and direction as the names Twilio uses.
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AgentDoc {
+    #[serde(rename = "_id")]
+    pub(super) id: String,
+    pub(super) name: String,
+    /// Left out when empty: a sparse unique index skips only absent fields, and would
+    /// index every empty array under one key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) phone_numbers: Vec<String>,
+    pub(super) mode: AgentMode,
+    pub(super) provider: RealtimeProvider,
+    pub(super) model: String,
+    pub(super) voice: String,
+    pub(super) instructions: String,
+    /// Options are written as null rather than left out, so an update's `$set` clears
+    /// them.
+    pub(super) temperature: Option<f64>,
+    pub(super) tools: Vec<ToolDoc>,
+    pub(super) turn_detection: TurnDetectionDoc,
+    pub(super) input_transcription: InputTranscriptionDoc,
+    pub(super) greeting: String,
+    pub(super) max_call_duration_ms: u64,
+    pub(super) handoff_target: Option<HandoffTargetDoc>,
+    pub(super) fallback: FallbackDoc,
+    pub(super) version: i64,
+    pub(super) created_at: bson::DateTime,
+    pub(super) updated_at: bson::DateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ToolDoc {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) parameters_json_schema: String,
+    pub(super) webhook_url: String,
+    pub(super) timeout_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TurnDetectionDoc {
+    #[serde(rename = "type")]
+    pub(super) kind: TurnDetectionType,
+    pub(super) threshold: Option<f64>,
+    pub(super) prefix_padding_ms: Option<u32>,
+    pub(super) silence_duration_ms: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct InputTranscriptionDoc {
+    pub(super) model: String,
+    pub(super) language: String,
+    pub(super) prompt: String,
+}
+
+/// `{conference: "name"}` or `{phoneNumber: "+81…"}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) enum HandoffTargetDoc {
+    Conference(String),
+    PhoneNumber(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FallbackDoc {
+    pub(super) message: String,
+    pub(super) action: FallbackAction,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct VersionDoc {
+    pub(super) version: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PhoneNumbersDoc {
+    pub(super) phone_numbers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SessionDoc {
+    #[serde(rename = "_id")]
+    pub(super) id: String,
+    pub(super) agent_id: String,
+    pub(super) direction: String,
+    pub(super) from_number: String,
+    pub(super) to_number: String,
+    pub(super) customer: CustomerDoc,
+    pub(super) variables: BTreeMap<String, String>,
+    pub(super) status: String,
+    /// Left out while unknown, so the sparse unique index skips it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) twilio_call_sid: String,
+    pub(super) twilio_stream_sid: String,
+    pub(super) campaign_id: String,
+    /// In seq order. Absent from reads that project it away.
+    #[serde(default)]
+    pub(super) realtime_conversation: Vec<ItemDoc>,
+    /// The seq of the last item of `realtimeConversation`: the compare-and-set key of
+    /// appends.
+    pub(super) last_seq: u64,
+    pub(super) end_reason: String,
+    pub(super) error: Option<CallErrorDoc>,
+    pub(super) created_at: bson::DateTime,
+    pub(super) started_at: Option<bson::DateTime>,
+    pub(super) ended_at: Option<bson::DateTime>,
+    pub(super) updated_at: bson::DateTime,
+    pub(super) usage: UsageDoc,
+    pub(super) sidecar_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct CustomerDoc {
+    pub(super) phone: String,
+    pub(super) name: String,
+    pub(super) variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct CallErrorDoc {
+    pub(super) code: String,
+    pub(super) message: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UsageDoc {
+    pub(super) input_tokens: u64,
+    pub(super) output_tokens: u64,
+    pub(super) input_audio_tokens: u64,
+    pub(super) output_audio_tokens: u64,
+    pub(super) total_tokens: u64,
+    pub(super) caller_audio_ms: u64,
+    pub(super) assistant_audio_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ItemDoc {
+    pub(super) seq: u64,
+    pub(super) role: Role,
+    pub(super) kind: ItemKind,
+    pub(super) text: String,
+    pub(super) provider_item_id: String,
+    pub(super) payload_json: String,
+    pub(super) created_at: bson::DateTime,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct LastSeqDoc {
+    pub(super) last_seq: u64,
+}
+
+// === impl AgentDoc ===
+
+impl From<&AgentSettings> for AgentDoc {
+    fn from(a: &AgentSettings) -> Self {
+        AgentDoc {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            phone_numbers: a.phone_numbers.clone(),
+            mode: a.mode,
+            provider: a.provider,
+            model: a.model.clone(),
+            voice: a.voice.clone(),
+            instructions: a.instructions.clone(),
+            temperature: a.temperature,
+            tools: a
+                .tools
+                .iter()
+                .map(|t| ToolDoc {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    parameters_json_schema: t.parameters_json_schema.clone(),
+                    webhook_url: t.webhook_url.clone(),
+                    timeout_ms: t.timeout_ms,
+                })
+                .collect(),
+            turn_detection: TurnDetectionDoc {
+                kind: a.turn_detection.kind,
+                threshold: a.turn_detection.threshold,
+                prefix_padding_ms: a.turn_detection.prefix_padding_ms,
+                silence_duration_ms: a.turn_detection.silence_duration_ms,
+            },
+            input_transcription: InputTranscriptionDoc {
+                model: a.input_transcription.model.clone(),
+                language: a.input_transcription.language.clone(),
+                prompt: a.input_transcription.prompt.clone(),
+            },
+            greeting: a.greeting.clone(),
+            max_call_duration_ms: a.max_call_duration_ms,
+            handoff_target: a.handoff_target.as_ref().map(|t| match t {
+                HandoffTarget::Conference(name) => HandoffTargetDoc::Conference(name.clone()),
+                HandoffTarget::PhoneNumber(number) => HandoffTargetDoc::PhoneNumber(number.clone()),
+            }),
+            fallback: FallbackDoc {
+                message: a.fallback.message.clone(),
+                action: a.fallback.action,
+            },
+            version: a.version,
+            created_at: bson_time(a.created_at),
+            updated_at: bson_time(a.updated_at),
+        }
+    }
+}
+
+impl AgentDoc {
+    pub(super) fn into_domain(self) -> StoreResult<AgentSettings> {
+        let created_at = timestamp(self.created_at);
+        let updated_at = timestamp(self.updated_at);
+        let (created_at, updated_at) = match (created_at, updated_at) {
+            (Ok(c), Ok(u)) => (c, u),
+            (Err(reason), _) | (_, Err(reason)) => {
+                return Err(invalid_document(AGENT, &self.id, &reason))
+            }
+        };
+        Ok(AgentSettings {
+            id: self.id,
+            name: self.name,
+            phone_numbers: self.phone_numbers,
+            mode: self.mode,
+            provider: self.provider,
+            model: self.model,
+            voice: self.voice,
+            instructions: self.instructions,
+            temperature: self.temperature,
+            tools: self
+                .tools
+                .into_iter()
+                .map(|t| Tool {
+                    name: t.name,
+                    description: t.description,
+                    parameters_json_schema: t.parameters_json_schema,
+                    webhook_url: t.webhook_url,
+                    timeout_ms: t.timeout_ms,
+                })
+                .collect(),
+            turn_detection: TurnDetection {
+                kind: self.turn_detection.kind,
+                threshold: self.turn_detection.threshold,
+                prefix_padding_ms: self.turn_detection.prefix_padding_ms,
+                silence_duration_ms: self.turn_detection.silence_duration_ms,
+            },
+            input_transcription: InputTranscription {
+                model: self.input_transcription.model,
+                language: self.input_transcription.language,
+                prompt: self.input_transcription.prompt,
+            },
+            greeting: self.greeting,
+            max_call_duration_ms: self.max_call_duration_ms,
+            handoff_target: self.handoff_target.map(|t| match t {
+                HandoffTargetDoc::Conference(name) => HandoffTarget::Conference(name),
+                HandoffTargetDoc::PhoneNumber(number) => HandoffTarget::PhoneNumber(number),
+            }),
+            fallback: Fallback {
+                message: self.fallback.message,
+                action: self.fallback.action,
+            },
+            version: self.version,
+            created_at,
+            updated_at,
+        })
+    }
+}
+
+// === impl SessionDoc ===
+
+impl SessionDoc {
+    pub(super) fn from_domain(s: &CallSession) -> StoreResult<Self> {
+        // The conversation's last item and `lastSeq` must agree, or appends would
+        // continue from the wrong place.
+        let conversation_last = s.conversation.last().map_or(0, |i| i.seq);
+        if conversation_last != s.last_seq {
+            return Err(StoreError::Internal(format!(
+                "call session {}: last_seq {} does not match the conversation, which ends at {conversation_last}",
+                s.id, s.last_seq
+            )));
+        }
+        Ok(SessionDoc {
+            id: s.id.clone(),
+            agent_id: s.agent_id.clone(),
+            direction: direction_name(s.direction).to_owned(),
+            from_number: s.from_number.clone(),
+            to_number: s.to_number.clone(),
+            customer: CustomerDoc {
+                phone: s.customer.phone.clone(),
+                name: s.customer.name.clone(),
+                variables: s.customer.variables.clone(),
+            },
+            variables: s.variables.clone(),
+            status: s.status.as_str().to_owned(),
+            twilio_call_sid: s.twilio_call_sid.clone(),
+            twilio_stream_sid: s.twilio_stream_sid.clone(),
+            campaign_id: s.campaign_id.clone(),
+            realtime_conversation: s.conversation.iter().map(ItemDoc::from).collect(),
+            last_seq: s.last_seq,
+            end_reason: s.end_reason.clone(),
+            error: s.error.as_ref().map(CallErrorDoc::from),
+            created_at: bson_time(s.created_at),
+            started_at: s.started_at.map(bson_time),
+            ended_at: s.ended_at.map(bson_time),
+            updated_at: bson_time(s.updated_at),
+            usage: UsageDoc::from(&s.usage),
+            sidecar_id: s.sidecar_id.clone(),
+        })
+    }
+
+    pub(super) fn into_domain(self) -> StoreResult<CallSession> {
+        let id = self.id.clone();
+        self.decode()
+            .map_err(|reason| invalid_document(SESSION, &id, &reason))
+    }
+
+    pub(super) fn decode(self) -> Result<CallSession, String> {
+        let status = CallStatus::parse(&self.status)
+            .ok_or_else(|| format!("unknown status {:?}", self.status))?;
+        let mut conversation = self
+            .realtime_conversation
+            .into_iter()
+            .map(ItemDoc::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Appends keep the array in order; sorting (a no-op then) guards older data.
+        conversation.sort_by_key(|item| item.seq);
+        Ok(CallSession {
+            id: self.id,
+            agent_id: self.agent_id,
+            direction: parse_direction(&self.direction)?,
+            from_number: self.from_number,
+            to_number: self.to_number,
+            customer: Customer {
+                phone: self.customer.phone,
+                name: self.customer.name,
+                variables: self.customer.variables,
+            },
+            variables: self.variables,
+            status,
+            twilio_call_sid: self.twilio_call_sid,
+            twilio_stream_sid: self.twilio_stream_sid,
+            campaign_id: self.campaign_id,
+            conversation,
+            last_seq: self.last_seq,
+            end_reason: self.end_reason,
+            error: self.error.map(|e| CallError {
+                code: e.code,
+                message: e.message,
+            }),
+            created_at: timestamp(self.created_at)?,
+            started_at: self.started_at.map(timestamp).transpose()?,
+            ended_at: self.ended_at.map(timestamp).transpose()?,
+            updated_at: timestamp(self.updated_at)?,
+            usage: Usage {
+                input_tokens: self.usage.input_tokens,
+                output_tokens: self.usage.output_tokens,
+                input_audio_tokens: self.usage.input_audio_tokens,
+                output_audio_tokens: self.usage.output_audio_tokens,
+                total_tokens: self.usage.total_tokens,
+                caller_audio_ms: self.usage.caller_audio_ms,
+                assistant_audio_ms: self.usage.assistant_audio_ms,
+            },
+            sidecar_id: self.sidecar_id,
+        })
+    }
+}
+
+impl From<&CallError> for CallErrorDoc {
+    fn from(e: &CallError) -> Self {
+        CallErrorDoc {
+            code: e.code.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+impl From<&Usage> for UsageDoc {
+    fn from(u: &Usage) -> Self {
+        UsageDoc {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            input_audio_tokens: u.input_audio_tokens,
+            output_audio_tokens: u.output_audio_tokens,
+            total_tokens: u.total_tokens,
+            caller_audio_ms: u.caller_audio_ms,
+            assistant_audio_ms: u.assistant_audio_ms,
+        }
+    }
+}
+
+// === impl ItemDoc ===
+
+impl From<&ConversationItem> for ItemDoc {
+    fn from(i: &ConversationItem) -> Self {
+        ItemDoc {
+            seq: i.seq,
+            role: i.role,
+            kind: i.kind,
+            text: i.text.clone(),
+            provider_item_id: i.provider_item_id.clone(),
+            payload_json: i.payload_json.clone(),
+            created_at: bson_time(i.created_at),
+        }
+    }
+}
+
+impl ItemDoc {
+    pub(super) fn decode(self) -> Result<ConversationItem, String> {
+        Ok(ConversationItem {
+            seq: self.seq,
+            role: self.role,
+            kind: self.kind,
+            text: self.text,
+            provider_item_id: self.provider_item_id,
+            payload_json: self.payload_json,
+            created_at: timestamp(self.created_at)?,
+        })
+    }
+}
