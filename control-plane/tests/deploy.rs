@@ -19,14 +19,28 @@ fn every_variable_in_the_manifests_is_one_the_control_plane_reads() {
     let manifest = include_str!("../../deploy/kubernetes/control-plane.yaml");
     let mut seen = 0;
     for line in manifest.lines() {
-        let Some(rest) = line.trim_start().trim_start_matches("- ").trim_start_matches('{').strip_prefix("name: ") else {
+        let Some(rest) = line
+            .trim_start()
+            .trim_start_matches("- ")
+            .trim_start_matches('{')
+            .strip_prefix("name: ")
+        else {
             continue;
         };
-        let name: String = rest.chars().take_while(|ch| ch.is_ascii_uppercase() || *ch == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|ch| ch.is_ascii_uppercase() || *ch == '_')
+            .collect();
         if name.starts_with("SWITCHBOARD_") || name.starts_with("TWILIO_") {
-            assert!(known.contains(&name.as_str()), "deploy/ sets {name}, which the control plane does not read");
+            assert!(
+                known.contains(&name.as_str()),
+                "deploy/ sets {name}, which the control plane does not read"
+            );
             seen += 1;
         }
     }
-    assert!(seen >= 5, "expected the manifest to configure the control plane, found {seen} variables");
+    assert!(
+        seen >= 5,
+        "expected the manifest to configure the control plane, found {seen} variables"
+    );
 }
