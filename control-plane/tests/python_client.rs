@@ -55,7 +55,8 @@ fn python_client_works_against_mongodb() {
     let Some(python) = python() else { return };
     let Some(uri) = harness_var(
         MONGODB_VAR,
-        "note: SWITCHBOARD_TEST_MONGODB_URI not set; skipping the Python client check against MongoDB",
+        "SWITCHBOARD_TEST_MONGODB_URI not set",
+        "the Python client check against MongoDB",
     ) else {
         return;
     };
@@ -66,27 +67,29 @@ fn python_client_works_against_mongodb() {
     server.stop();
 }
 
-/// A harness variable, or `None` (after printing `note`) when it is unset outside CI.
-fn harness_var(name: &str, note: &str) -> Option<String> {
+/// A harness variable, or `None` when it is unset (see [`skip`]).
+fn harness_var(name: &str, missing: &str, check: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => Some(value),
-        _ => skip(note),
+        _ => skip(missing, check),
     }
 }
 
-/// Skips the test, or fails it under CI, where every check must run.
-fn skip<T>(note: &str) -> Option<T> {
+/// Skips `check` with a note saying what is `missing`; under CI, where every check
+/// must run, fails instead.
+fn skip<T>(missing: &str, check: &str) -> Option<T> {
     if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-        panic!("{note} — but CI is set, so it must run (use `bash scripts/test.sh`)");
+        panic!("{missing}, but CI is set: {check} must run (use `bash scripts/test.sh`)");
     }
-    eprintln!("{note}");
+    eprintln!("note: {missing}; skipping {check}");
     None
 }
 
 /// The Python interpreter to use, if it is set and has grpcio-tools.
 fn python() -> Option<PathBuf> {
-    const NOTE: &str = "note: SWITCHBOARD_TEST_PYTHON not set (or lacks grpcio-tools); skipping the Python client check";
-    let python = PathBuf::from(harness_var(PYTHON_VAR, NOTE)?);
+    const MISSING: &str = "SWITCHBOARD_TEST_PYTHON not set (or lacks grpcio-tools)";
+    const CHECK: &str = "the Python client check";
+    let python = PathBuf::from(harness_var(PYTHON_VAR, MISSING, CHECK)?);
     let has_grpc_tools = Command::new(&python)
         .args(["-c", "import grpc_tools.protoc"])
         .stdout(Stdio::null())
@@ -96,7 +99,7 @@ fn python() -> Option<PathBuf> {
     if has_grpc_tools {
         Some(python)
     } else {
-        skip(NOTE)
+        skip(MISSING, CHECK)
     }
 }
 
