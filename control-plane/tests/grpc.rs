@@ -915,3 +915,45 @@ async fn reflection_lists_every_service() {
         );
     }
 }
+
+#[tokio::test]
+async fn batches_sent_together_are_stored_in_order_and_acknowledged_cumulatively() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Burst", &unique_number())).await;
+    let s = create_session(&server, &a.id).await;
+    let mut call = CallStream::open(&server, hello(&s.id)).await.unwrap();
+    call.next().await.unwrap();
+    // Twenty batches without waiting for acks, one of them a re-send and one a gap.
+    for start in (1..=100).step_by(5) {
+        call.send(batch(start..=start + 4)).await;
+        if start == 51 {
+            call.send(batch(46..=55)).await;
+        }
+    }
+    call.send(batch(200..=201)).await;
+    let mut last_ack = 0;
+    let mut nacks = Vec::new();
+    while last_ack < 100 || nacks.is_empty() {
+        match call.next().await.unwrap() {
+            Out::Ack(ack) => {
+                assert!(ack.stored_through_seq >= last_ack, "acks never go back");
+                last_ack = ack.stored_through_seq;
+            }
+            Out::Nack(nack) => nacks.push(nack.expected_seq),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(nacks, vec![101]);
+    let stored = server
+        .sessions()
+        .get_call_session(pb::GetCallSessionRequest { id: s.id })
+        .await
+        .unwrap()
+        .into_inner();
+    let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    assert!(stored
+        .conversation
+        .iter()
+        .all(|i| i.text == format!("item {}", i.seq)));
+}

@@ -9,7 +9,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::call_channel_service_server::CallChannelService;
 use switchboard_proto::v1::connect_request::Message as In;
@@ -291,6 +291,61 @@ impl CallChannelApi {
     }
 }
 
+/// Most items folded into one append.
+const MAX_GATHERED_ITEMS: usize = 256;
+
+/// The sidecar's half of a call stream, with room to put one message back.
+struct Inbox {
+    stream: Streaming<pb::ConnectRequest>,
+    held: Option<Result<Option<pb::ConnectRequest>, Status>>,
+}
+
+impl Inbox {
+    async fn next(&mut self) -> Result<Option<pb::ConnectRequest>, Status> {
+        match self.held.take() {
+            Some(held) => held,
+            None => self.stream.message().await,
+        }
+    }
+
+    /// Folds the batches that have already arrived into `batch` while they continue
+    /// it, so a database that falls behind sees fewer, larger appends instead of a
+    /// queue of small ones. Acks are cumulative: one answers them all.
+    fn gather(&mut self, mut batch: pb::ConversationBatch) -> pb::ConversationBatch {
+        while batch.items.len() < MAX_GATHERED_ITEMS {
+            // `Streaming` keeps partial frames in itself, so an unfinished poll loses
+            // nothing.
+            let Some(next) = self
+                .held
+                .take()
+                .or_else(|| self.stream.message().now_or_never())
+            else {
+                break;
+            };
+            match next {
+                Ok(Some(pb::ConnectRequest {
+                    message: Some(In::Items(more)),
+                })) if continues(&batch, &more) => {
+                    batch.items.extend(more.items);
+                }
+                other => {
+                    self.held = Some(other);
+                    break;
+                }
+            }
+        }
+        batch
+    }
+}
+
+/// True when `more` starts right after the last item of `batch`.
+fn continues(batch: &pb::ConversationBatch, more: &pb::ConversationBatch) -> bool {
+    match (batch.items.last(), more.items.first()) {
+        (Some(last), Some(first)) => first.seq == last.seq + 1,
+        _ => false,
+    }
+}
+
 /// One live call's stream, after `Hello`.
 struct CallLoop {
     services: Services,
@@ -301,9 +356,13 @@ struct CallLoop {
 
 impl CallLoop {
     #[tracing::instrument(name = "call", skip_all, fields(call_id = %self.session.id))]
-    async fn run(self, mut inbound: Streaming<pb::ConnectRequest>) {
+    async fn run(self, inbound: Streaming<pb::ConnectRequest>) {
+        let mut inbox = Inbox {
+            stream: inbound,
+            held: None,
+        };
         loop {
-            let message = match inbound.message().await {
+            let message = match inbox.next().await {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(status) => {
@@ -312,7 +371,7 @@ impl CallLoop {
                 }
             };
             let reply = match message.message {
-                Some(In::Items(batch)) => Some(self.append(batch).await),
+                Some(In::Items(batch)) => Some(self.append(inbox.gather(batch)).await),
                 Some(In::Status(update)) => {
                     self.status(update).await;
                     None

@@ -12,6 +12,7 @@
 //! ((session id, seq) → JSON), so an append writes only its new items.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -49,6 +50,7 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -76,15 +78,24 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer_db = db.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer_commits = commits.clone();
         let writer = std::thread::Builder::new()
             .name("embedded-store-writer".into())
-            .spawn(move || run_writer(&writer_db, queue))
+            .spawn(move || run_writer(&writer_db, queue, &writer_commits))
             .map_err(|e| StoreError::Internal(format!("spawn writer: {e}")))?;
         Ok(EmbeddedStore {
             db,
             jobs: Some(jobs),
             writer: Mutex::new(Some(writer)),
+            commits,
         })
+    }
+
+    /// Transactions committed so far (each carries every write that was queued), for
+    /// benchmarks.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `op` inside the next group transaction and waits for its commit.
@@ -136,7 +147,7 @@ impl Drop for EmbeddedStore {
     }
 }
 
-fn run_writer(db: &Database, mut queue: mpsc::Receiver<Job>) {
+fn run_writer(db: &Database, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -167,6 +178,7 @@ fn run_writer(db: &Database, mut queue: mpsc::Receiver<Job>) {
                 "write group aborted after a storage error".into(),
             ))
         } else {
+            commits.fetch_add(1, Ordering::Relaxed);
             txn.commit()
                 .map_err(|e| StoreError::Unavailable(format!("commit: {e}")))
         };

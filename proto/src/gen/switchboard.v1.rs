@@ -2238,7 +2238,8 @@ pub struct CallConfig {
     #[prost(uint64, tag = "3")]
     pub stored_through_seq: u64,
 }
-/// Every item up to and including `stored_through_seq` is stored.
+/// Every item up to and including `stored_through_seq` is stored. Acks are cumulative:
+/// one may answer several batches that arrived together.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Ack {
     #[prost(uint64, tag = "1")]
