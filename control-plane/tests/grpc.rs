@@ -957,3 +957,87 @@ async fn batches_sent_together_are_stored_in_order_and_acknowledged_cumulatively
         .iter()
         .all(|i| i.text == format!("item {}", i.seq)));
 }
+
+#[tokio::test]
+async fn twilio_status_callbacks_move_the_call_and_stale_ones_change_nothing() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Callbacks", &unique_number())).await;
+    let mut request = pb::CreateCallSessionRequest {
+        agent_id: a.id.clone(),
+        from_number: "+815011112222".into(),
+        to_number: "+819012345678".into(),
+        ..Default::default()
+    };
+    request.twilio_call_sid = "CA00000000000000000000000000000042".into();
+    let s = server
+        .sessions()
+        .create_call_session(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let report = |status: &str, seq: u32| pb::ReportTwilioStatusRequest {
+        call_sid: "CA00000000000000000000000000000042".into(),
+        call_status: status.into(),
+        sequence_number: seq,
+        ..Default::default()
+    };
+    let mut calls = server.calls();
+    let ringing = calls
+        .report_twilio_status(report("ringing", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ringing.applied);
+    let answered = calls
+        .report_twilio_status(report("in-progress", 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answered.applied);
+    // A late "ringing" after "in-progress": ignored, not an error.
+    let stale = calls
+        .report_twilio_status(report("ringing", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stale.applied);
+    assert_eq!(
+        stale.session.unwrap().status,
+        pb::CallStatus::InProgress as i32
+    );
+    let busy = pb::ReportTwilioStatusRequest {
+        call_id: s.id.clone(),
+        error_code: "31005".into(),
+        error_message: "connection error".into(),
+        ..report("failed", 3)
+    };
+    let failed = calls
+        .report_twilio_status(busy)
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(failed.status, pb::CallStatus::Failed as i32);
+    assert_eq!(failed.end_reason, "twilio_failed");
+    assert_eq!(failed.error.unwrap().code, "twilio.31005");
+
+    let unknown = pb::ReportTwilioStatusRequest {
+        call_sid: "CAffffffffffffffffffffffffffffffff".into(),
+        ..report("completed", 4)
+    };
+    assert_eq!(
+        calls
+            .report_twilio_status(unknown)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let bad = calls
+        .report_twilio_status(report("exploded", 5))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("call_status"));
+}

@@ -26,7 +26,7 @@ use super::convert::{
 use super::Services;
 use crate::domain::{
     self, template, validate_e164, AgentMode, AgentSettings, CallDirection, CallError, CallSession,
-    CallStatus, HandoffTarget, StatusChange,
+    CallStatus, HandoffTarget, InvalidField, StatusChange,
 };
 use crate::error::{invalid, required, store_status};
 use crate::events::{CallEvent, EventKind};
@@ -197,6 +197,71 @@ impl CallChannelService for CallChannelApi {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(call_sid = %request.get_ref().call_sid, status = %request.get_ref().call_status))]
+    async fn report_twilio_status(
+        &self,
+        request: Request<pb::ReportTwilioStatusRequest>,
+    ) -> Result<Response<pb::ReportTwilioStatusResponse>, Status> {
+        let r = request.into_inner();
+        let status = twilio_status(&r.call_status).ok_or_else(|| {
+            invalid(InvalidField::new(
+                "call_status",
+                format!("{:?} is not a Twilio call status", r.call_status),
+            ))
+        })?;
+        let store = &self.services.store;
+        let session = if !r.call_id.is_empty() {
+            store.get_session(&r.call_id).await.map_err(store_status)?
+        } else if !r.call_sid.is_empty() {
+            let found = store
+                .session_by_call_sid(&r.call_sid)
+                .await
+                .map_err(store_status)?;
+            found.ok_or_else(|| {
+                Status::not_found(format!("no call session for twilio call {}", r.call_sid))
+            })?
+        } else {
+            return Err(required("call_sid"));
+        };
+        let error = (!r.error_code.is_empty()).then(|| CallError {
+            code: format!("twilio.{}", r.error_code),
+            message: r.error_message.clone(),
+        });
+        let change = StatusChange {
+            status,
+            end_reason: if status.is_final() {
+                format!("twilio_{}", status.as_str().replace('-', "_"))
+            } else {
+                String::new()
+            },
+            error,
+            twilio_call_sid: r.call_sid.clone(),
+        };
+        // Twilio does not promise order: a callback older than what is stored is refused
+        // by the status machine, which is exactly "ignore the stale one".
+        match self.services.change_status(&session.id, &change).await {
+            Ok(updated) => {
+                let applied = updated.status == status && session.status != status;
+                Ok(Response::new(pb::ReportTwilioStatusResponse {
+                    session: Some(session_to_pb(updated)),
+                    applied,
+                }))
+            }
+            Err(refused) if refused.code() == tonic::Code::FailedPrecondition => {
+                tracing::debug!(
+                    sequence_number = r.sequence_number,
+                    "stale twilio status ignored: {}",
+                    refused.message()
+                );
+                Ok(Response::new(pb::ReportTwilioStatusResponse {
+                    session: Some(session_to_pb(session)),
+                    applied: false,
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     type ConnectStream = ConnectStream;
 
     #[tracing::instrument(skip_all)]
@@ -288,6 +353,14 @@ impl CallChannelApi {
             agent_settings: Some(agent_to_pb(agent)),
         };
         Ok((attached, config))
+    }
+}
+
+/// Twilio's `CallStatus` names; `initiated` is Twilio's word for a call it is placing.
+fn twilio_status(name: &str) -> Option<CallStatus> {
+    match name {
+        "initiated" => Some(CallStatus::Queued),
+        other => CallStatus::parse(other),
     }
 }
 

@@ -2125,6 +2125,43 @@ pub struct RejectRoute {
     #[prost(string, tag = "1")]
     pub say: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReportTwilioStatusRequest {
+    /// The session, when the callback URL carries it (calls we placed); else found by
+    /// `call_sid`.
+    #[prost(string, tag = "1")]
+    pub call_id: ::prost::alloc::string::String,
+    /// Twilio `CallSid`.
+    #[prost(string, tag = "2")]
+    pub call_sid: ::prost::alloc::string::String,
+    /// Twilio `CallStatus`: queued, initiated, ringing, in-progress, completed, busy,
+    /// failed, no-answer or canceled.
+    #[prost(string, tag = "3")]
+    pub call_status: ::prost::alloc::string::String,
+    /// Twilio `SequenceNumber`, the order of this call's callbacks.
+    #[prost(uint32, tag = "4")]
+    pub sequence_number: u32,
+    /// Twilio `CallDuration`, on completed calls.
+    #[prost(uint32, tag = "5")]
+    pub call_duration_seconds: u32,
+    /// Twilio `SipResponseCode`, `AnsweredBy`, `ErrorCode`, `ErrorMessage` when present.
+    #[prost(string, tag = "6")]
+    pub sip_response_code: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub answered_by: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub error_code: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub error_message: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReportTwilioStatusResponse {
+    #[prost(message, optional, tag = "1")]
+    pub session: ::core::option::Option<CallSession>,
+    /// False when the status machine refused the change (a stale or repeated callback).
+    #[prost(bool, tag = "2")]
+    pub applied: bool,
+}
 /// Sidecar → control plane.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConnectRequest {
@@ -2437,6 +2474,39 @@ pub mod call_channel_service_client {
                 .insert(GrpcMethod::new("switchboard.v1.CallChannelService", "Connect"));
             self.inner.streaming(req, path, codec).await
         }
+        /// Twilio's call status callback, forwarded by a sidecar once its signature checks
+        /// out. Applied through the status machine: a callback that arrives after a later one
+        /// (Twilio does not guarantee order) changes nothing and answers `applied = false`.
+        /// NOT_FOUND when no session knows the call.
+        pub async fn report_twilio_status(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ReportTwilioStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReportTwilioStatusResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CallChannelService/ReportTwilioStatus",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "switchboard.v1.CallChannelService",
+                        "ReportTwilioStatus",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2476,6 +2546,17 @@ pub mod call_channel_service_server {
             &self,
             request: tonic::Request<tonic::Streaming<super::ConnectRequest>>,
         ) -> std::result::Result<tonic::Response<Self::ConnectStream>, tonic::Status>;
+        /// Twilio's call status callback, forwarded by a sidecar once its signature checks
+        /// out. Applied through the status machine: a callback that arrives after a later one
+        /// (Twilio does not guarantee order) changes nothing and answers `applied = false`.
+        /// NOT_FOUND when no session knows the call.
+        async fn report_twilio_status(
+            &self,
+            request: tonic::Request<super::ReportTwilioStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReportTwilioStatusResponse>,
+            tonic::Status,
+        >;
     }
     /// Used by media sidecars only.
     #[derive(Debug)]
@@ -2647,6 +2728,55 @@ pub mod call_channel_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CallChannelService/ReportTwilioStatus" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReportTwilioStatusSvc<T: CallChannelService>(pub Arc<T>);
+                    impl<
+                        T: CallChannelService,
+                    > tonic::server::UnaryService<super::ReportTwilioStatusRequest>
+                    for ReportTwilioStatusSvc<T> {
+                        type Response = super::ReportTwilioStatusResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ReportTwilioStatusRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CallChannelService>::report_twilio_status(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReportTwilioStatusSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
