@@ -1,0 +1,16 @@
+//! Simulators of the two peers Switchboard sits between, so every flow can be tested
+//! and load-tested on one machine with no account anywhere.
+//!
+//! - [`twilio`]: a Media Streams caller that places calls the way Twilio does (signed
+//!   voice webhook, TwiML, signed WebSocket upgrade, µ-law at a real-time 20 ms
+//!   cadence, playback with mark echoes, DTMF, hang-up), a fake of the REST endpoints
+//!   the control plane calls, and a load mode.
+//! - [`openai`]: a Realtime API server speaking the GA and beta dialects, with server
+//!   VAD, transcripts, audio deltas, tool calls, truncation and fault injection.
+//!
+//! Both are built on the pure codecs of `switchboard-twilio` and
+//! `switchboard-realtime`, which are pinned to recorded protocol samples, so a codec
+//! bug cannot hide behind a simulator that shares it.
+
+pub mod openai;
+pub mod twilio;

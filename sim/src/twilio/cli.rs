@@ -1,0 +1,225 @@
+//! The flags of the `twilio-sim` binary and how they become a [`CallSpec`], a [`LoadSpec`]
+//! or a [`RestConfig`]. The binary itself only parses, initialises telemetry, runs and
+//! prints (as the control plane's `config::Flags` live in its library).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::audio::{AudioError, AudioSource};
+use super::caller::CallSpec;
+use super::load::LoadSpec;
+use super::rest::{OutcomeScript, RestConfig};
+use super::script::TalkScript;
+
+/// Simulates Twilio: inbound calls over Media Streams, load, and the REST API.
+#[derive(Debug, Parser)]
+#[command(name = "twilio-sim", version)]
+pub struct Cli {
+    /// Tracing filter, e.g. `info,switchboard_sim=debug`.
+    #[arg(long, default_value = "info", global = true)]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A `twilio-sim` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Place one inbound call to a voice webhook and print its record as JSON.
+    Call(CallArgs),
+    /// Place N concurrent inbound calls on a ramp; print per-call results and a summary.
+    Load(LoadArgs),
+    /// Serve the fake REST API (create/update calls, conference participants).
+    Rest(RestArgs),
+}
+
+/// Flags of `call` (and of each call of `load`).
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Voice webhook URL, exactly as configured (it is what the signature covers).
+    #[arg(long)]
+    pub url: String,
+    /// Account SID sent in the webhooks.
+    #[arg(long, default_value = "AC00000000000000000000000000000000")]
+    pub account_sid: String,
+    /// Auth Token signing the webhook and the WebSocket upgrade.
+    #[arg(long)]
+    pub auth_token: String,
+    /// Caller number (`From`).
+    #[arg(long, default_value = "+14155550199")]
+    pub from: String,
+    /// Called number (`To`).
+    #[arg(long, default_value = "+14155550100")]
+    pub to: String,
+    /// What the caller says at once: hello-en, hello-ja, silence:MS, tone:HZ:MS or a file of
+    /// raw 8 kHz mono µ-law.
+    #[arg(long, default_value = "hello-en")]
+    pub audio: String,
+    /// Press a key at a time of the stream: MS:DIGIT, e.g. 3000:1 (repeatable).
+    #[arg(long = "dtmf", value_parser = parse_dtmf)]
+    pub dtmf: Vec<(u64, char)>,
+    /// Hang up after this many ms of stream audio; without it, wait for the application.
+    #[arg(long)]
+    pub hang_up_after_ms: Option<u64>,
+}
+
+/// Flags of `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The call each caller places.
+    #[command(flatten)]
+    pub call: CallArgs,
+    /// Number of calls.
+    #[arg(long, default_value_t = 10)]
+    pub calls: usize,
+    /// Calls started per second (the ramp).
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+}
+
+/// Flags of `rest`.
+#[derive(Debug, Args)]
+pub struct RestArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub listen: String,
+    /// Account SID clients authenticate as.
+    #[arg(long, default_value = "AC00000000000000000000000000000000")]
+    pub account_sid: String,
+    /// Auth Token: Basic auth password and signing key of status callbacks.
+    #[arg(long)]
+    pub auth_token: String,
+    /// How a number answers: NUMBER=answer|busy|no-answer|failed|canceled (repeatable;
+    /// other numbers answer).
+    #[arg(long = "outcome", value_parser = parse_outcome)]
+    pub outcomes: Vec<(String, OutcomeScript)>,
+}
+
+// === impl CallArgs ===
+
+impl CallArgs {
+    /// The call these flags describe.
+    pub fn to_spec(&self) -> Result<CallSpec, AudioError> {
+        let mut script = TalkScript::saying(AudioSource::from_spec(&self.audio)?);
+        for (ms, digit) in &self.dtmf {
+            script = script.press_at(Duration::from_millis(*ms), *digit);
+        }
+        script.hang_up_after = self.hang_up_after_ms.map(Duration::from_millis);
+        let spec = CallSpec {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            ..CallSpec::inbound(&self.url, &self.account_sid, &self.auth_token)
+        };
+        Ok(spec.with_script(script))
+    }
+}
+
+// === impl LoadArgs ===
+
+impl LoadArgs {
+    /// The load these flags describe.
+    pub fn to_spec(&self) -> Result<LoadSpec, AudioError> {
+        Ok(LoadSpec {
+            template: self.call.to_spec()?,
+            calls: self.calls,
+            rate_per_sec: self.rate,
+        })
+    }
+}
+
+// === impl RestArgs ===
+
+impl RestArgs {
+    /// The fake these flags describe.
+    pub fn to_config(&self) -> RestConfig {
+        let mut config = RestConfig::new(&self.account_sid, &self.auth_token);
+        for (number, script) in &self.outcomes {
+            config.outcomes = config.outcomes.number(number, script.clone());
+        }
+        config
+    }
+}
+
+fn parse_outcome(text: &str) -> Result<(String, OutcomeScript), String> {
+    let (number, outcome) = text.split_once('=').ok_or("expected NUMBER=OUTCOME")?;
+    let script = OutcomeScript::parse(outcome).ok_or(format!("unknown outcome {outcome:?}"))?;
+    Ok((number.to_owned(), script))
+}
+
+fn parse_dtmf(text: &str) -> Result<(u64, char), String> {
+    let (ms, digit) = text.split_once(':').ok_or("expected MS:DIGIT")?;
+    let ms = ms.parse().map_err(|_| format!("invalid time {ms:?}"))?;
+    match digit.chars().collect::<Vec<_>>().as_slice() {
+        [d] if d.is_ascii_digit() || *d == '*' || *d == '#' => Ok((ms, *d)),
+        _ => Err(format!("invalid digit {digit:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn call_flags_become_a_signed_inbound_call_with_a_script() {
+        let cli = Cli::parse_from([
+            "twilio-sim",
+            "call",
+            "--url",
+            "http://127.0.0.1:1/voice",
+            "--auth-token",
+            "secret",
+            "--audio",
+            "silence:100",
+            "--dtmf",
+            "300:#",
+            "--hang-up-after-ms",
+            "2000",
+        ]);
+        let Command::Call(args) = cli.command else {
+            panic!("a call");
+        };
+        let spec = args.to_spec().expect("valid");
+        assert_eq!(spec.auth_token, "secret");
+        assert_eq!(spec.script.dtmf[0].digit, '#');
+        assert_eq!(spec.script.hang_up_after, Some(Duration::from_secs(2)));
+        assert!(Cli::try_parse_from([
+            "twilio-sim",
+            "call",
+            "--url",
+            "u",
+            "--auth-token",
+            "t",
+            "--dtmf",
+            "1:x"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn rest_flags_script_outcomes_per_number() {
+        let cli = Cli::parse_from([
+            "twilio-sim",
+            "rest",
+            "--auth-token",
+            "secret",
+            "--outcome",
+            "+15550001=busy",
+        ]);
+        let Command::Rest(args) = cli.command else {
+            panic!("rest");
+        };
+        let config = args.to_config();
+        assert_eq!(
+            config.outcomes.for_number("+15550001").outcome,
+            super::super::rest::Outcome::Busy
+        );
+    }
+}
