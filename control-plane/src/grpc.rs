@@ -25,6 +25,8 @@ pub struct Services {
     /// Answers calls to numbers no agent owns, when set.
     pub default_agent_id: Option<String>,
     pub tools: crate::tools::ToolInvoker,
+    /// Twilio's REST API; `None` when no credentials are configured.
+    pub twilio: Option<Arc<dyn crate::twilio_api::TwilioApi>>,
 }
 
 impl Services {
@@ -68,6 +70,49 @@ impl Services {
     }
 
     /// The agent for a call: its own, else the configured default agent.
+    /// Redirects a live call to its agent's fallback and ends its session accordingly.
+    pub(crate) async fn play_fallback(
+        &self,
+        session: &CallSession,
+        error: Option<domain::CallError>,
+    ) -> Result<CallSession, tonic::Status> {
+        let agent = self
+            .agent_or_default(&session.agent_id)
+            .await
+            .ok()
+            .flatten();
+        let redirect = crate::redirect::fallback(agent.as_ref());
+        match (&self.twilio, session.twilio_call_sid.as_str()) {
+            (Some(twilio), sid) if !sid.is_empty() => {
+                let update =
+                    switchboard_twilio::rest::UpdateCall::redirect_twiml(redirect.twiml.clone());
+                if let Err(e) = twilio.update_call(sid, &update).await {
+                    tracing::error!(call_id = %session.id, error = %e, "fallback redirect failed");
+                }
+            }
+            _ => {
+                tracing::error!(call_id = %session.id, "cannot redirect to the fallback: no twilio credentials or call sid")
+            }
+        }
+        if let Some(target) = &redirect.target {
+            self.events.publish(CallEvent::for_session(
+                session,
+                domain::now(),
+                EventKind::Handoff {
+                    target: Some(target.clone()),
+                    reason: "ai_unavailable".into(),
+                },
+            ));
+        }
+        let change = StatusChange {
+            status: redirect.status,
+            end_reason: "ai_unavailable".into(),
+            error,
+            twilio_call_sid: String::new(),
+        };
+        self.change_status(&session.id, &change).await
+    }
+
     pub(crate) async fn agent_or_default(
         &self,
         agent_id: &str,

@@ -3,7 +3,8 @@
 //!
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the bus behind
-//! `WatchCallEvents`; `tools` calls tool webhooks; `config` reads the environment once.
+//! `WatchCallEvents`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API
+//! and `redirect` builds what it redirects calls to; `config` reads the environment once.
 //! [`serve`] ties them together on an already-bound listener, which is how tests run
 //! it on `127.0.0.1:0`.
 
@@ -12,8 +13,10 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod redirect;
 pub mod store;
 pub mod tools;
+pub mod twilio_api;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -79,7 +82,12 @@ pub async fn serve_with_store(
         events: events::EventBus::new(),
         default_agent_id: config.default_agent_id.clone(),
         tools: tools::ToolInvoker::default(),
+        twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio)
+            .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
     };
+    if services.twilio.is_none() {
+        tracing::warn!("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set: live calls cannot be redirected to fallbacks");
+    }
     let auth = BearerAuth::new(config.api_token.as_ref().map(config::Secret::expose));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

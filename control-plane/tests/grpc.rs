@@ -1041,3 +1041,138 @@ async fn twilio_status_callbacks_move_the_call_and_stale_ones_change_nothing() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("call_status"));
 }
+
+/// A fake of Twilio's "update a call" endpoint that records what it was sent.
+async fn fake_twilio() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+) {
+    use axum::extract::{Path, State};
+    use axum::http::HeaderMap;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+    async fn update(
+        State(seen): State<Seen>,
+        Path((account, call)): Path<(String, String)>,
+        headers: HeaderMap,
+        body: String,
+    ) -> axum::Json<serde_json::Value> {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        seen.lock()
+            .unwrap()
+            .push((format!("{account}/{call}"), auth, body));
+        axum::Json(
+            serde_json::json!({ "sid": call.trim_end_matches(".json"), "status": "in-progress" }),
+        )
+    }
+    let seen: Seen = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{call}",
+            axum::routing::post(update),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn when_the_ai_is_unavailable_the_call_is_redirected_to_the_agents_fallback() {
+    let (twilio_url, seen) = fake_twilio().await;
+    let server = TestServer::start_with(|c| {
+        c.twilio.account_sid = Some("AC00000000000000000000000000000007".into());
+        c.twilio.auth_token = Some(Secret::new("twilio-token"));
+        c.twilio.api_url = twilio_url;
+    })
+    .await;
+    let mut a = agent("Fallback", &unique_number());
+    a.handoff_target = Some(pb::HandoffTarget {
+        target: Some(pb::handoff_target::Target::ConferenceName("humans".into())),
+    });
+    a.fallback = Some(pb::Fallback {
+        message: "Connecting you to a person.".into(),
+        action: pb::fallback::Action::Transfer.into(),
+    });
+    let a = create_agent(&server, a).await;
+    let request = pb::CreateCallSessionRequest {
+        agent_id: a.id.clone(),
+        from_number: "+815011112222".into(),
+        to_number: "+819012345678".into(),
+        twilio_call_sid: "CA00000000000000000000000000000077".into(),
+        ..Default::default()
+    };
+    let s = server
+        .sessions()
+        .create_call_session(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut watch = server
+        .sessions()
+        .watch_call_events(pb::WatchCallEventsRequest {
+            call_id: s.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut call = CallStream::open(&server, hello(&s.id)).await.unwrap();
+    call.next().await.unwrap();
+    call.send(pb::ConnectRequest {
+        message: Some(In::Fallback(pb::FallbackRequest {
+            error: Some(pb::CallError {
+                code: "openai.unavailable".into(),
+                message: "connection refused".into(),
+            }),
+        })),
+    })
+    .await;
+
+    let sessions = server.sessions();
+    let ended = eventually(|| {
+        let mut sessions = sessions.clone();
+        let id = s.id.clone();
+        async move {
+            let s = sessions
+                .get_call_session(pb::GetCallSessionRequest { id })
+                .await
+                .unwrap()
+                .into_inner();
+            (s.status == pb::CallStatus::HandedOff as i32).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(ended.end_reason, "ai_unavailable");
+    assert_eq!(ended.error.unwrap().code, "openai.unavailable");
+
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let (path, auth, body) = &requests[0];
+    assert_eq!(
+        path,
+        "AC00000000000000000000000000000007/CA00000000000000000000000000000077.json"
+    );
+    assert!(auth.starts_with("Basic "), "{auth}");
+    let form: HashMap<String, String> = serde_urlencoded::from_str(body).unwrap();
+    let twiml = &form["Twiml"];
+    assert!(
+        twiml.contains("<Say>Connecting you to a person.</Say>")
+            && twiml.contains("<Conference>humans</Conference>"),
+        "{twiml}"
+    );
+
+    let mut saw_handoff = false;
+    while !saw_handoff {
+        let event = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        saw_handoff = matches!(event.event, Some(pb::call_event::Event::Handoff(_)));
+    }
+}

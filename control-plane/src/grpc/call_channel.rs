@@ -466,6 +466,10 @@ impl CallLoop {
                     None
                 }
                 Some(In::Heartbeat(_)) => None,
+                Some(In::Fallback(request)) => {
+                    self.fallback(request).await;
+                    None
+                }
                 Some(In::Hello(_)) | None => {
                     tracing::warn!("unexpected message on a connected call stream ignored");
                     None
@@ -557,6 +561,28 @@ impl CallLoop {
         // A refused change is normal in races (Twilio's callback ended the call first).
         if let Err(status) = self.services.change_status(&self.session.id, &change).await {
             tracing::info!(code = ?status.code(), "status update not applied: {}", status.message());
+        }
+    }
+
+    /// The AI is gone: send the caller to the agent's fallback.
+    async fn fallback(&self, request: pb::FallbackRequest) {
+        let error = call_error_from_pb(request.error).or_else(|| {
+            Some(CallError {
+                code: "openai.unavailable".into(),
+                message: "the realtime api is unavailable".into(),
+            })
+        });
+        let session = match self.services.store.get_session(&self.session.id).await {
+            Ok(session) => session,
+            Err(e) => return tracing::error!(error = %e, "fallback: session unreadable"),
+        };
+        match self.services.play_fallback(&session, error).await {
+            Ok(ended) => {
+                tracing::warn!(status = %ended.status, "ai unavailable: call redirected to its fallback")
+            }
+            Err(status) => {
+                tracing::info!(code = ?status.code(), "fallback status not applied: {}", status.message())
+            }
         }
     }
 

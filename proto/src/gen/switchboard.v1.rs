@@ -2165,7 +2165,7 @@ pub struct ReportTwilioStatusResponse {
 /// Sidecar → control plane.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConnectRequest {
-    #[prost(oneof = "connect_request::Message", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "connect_request::Message", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub message: ::core::option::Option<connect_request::Message>,
 }
 /// Nested message and enum types in `ConnectRequest`.
@@ -2184,7 +2184,18 @@ pub mod connect_request {
         Heartbeat(super::Heartbeat),
         #[prost(message, tag = "6")]
         Usage(super::UsageReport),
+        #[prost(message, tag = "7")]
+        Fallback(super::FallbackRequest),
     }
+}
+/// The AI is unavailable for this call (the Realtime API refused or dropped the
+/// connection). The control plane redirects the live call to the agent's fallback —
+/// its message, then a transfer to the handoff target or a hang-up — and ends the
+/// session `handed-off` or `failed` with `error` recorded.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FallbackRequest {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<CallError>,
 }
 /// First message on a stream.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
