@@ -16,19 +16,38 @@ fn twilio_sim_documents_its_subcommands_and_flags() {
         assert!(top.contains(word), "{word} missing:\n{top}");
     }
     let call = help(bin, &["call"]);
-    for flag in ["--url", "--auth-token", "--audio", "--dtmf", "--hang-up-after-ms"] {
+    for flag in [
+        "--url",
+        "--auth-token",
+        "--audio",
+        "--dtmf",
+        "--hang-up-after-ms",
+    ] {
         assert!(call.contains(flag), "{flag} missing:\n{call}");
     }
     let load = help(bin, &["load"]);
-    assert!(load.contains("--calls") && load.contains("--rate"), "{load}");
+    assert!(
+        load.contains("--calls") && load.contains("--rate"),
+        "{load}"
+    );
     let rest = help(bin, &["rest"]);
-    assert!(rest.contains("--listen") && rest.contains("--outcome"), "{rest}");
+    assert!(
+        rest.contains("--listen") && rest.contains("--outcome"),
+        "{rest}"
+    );
 }
 
 #[test]
 fn openai_sim_documents_its_flags() {
     let text = help(env!("CARGO_BIN_EXE_openai-sim"), &[]);
-    for flag in ["--listen", "--mode", "--script", "--api-key", "--fault", "--audio-pace"] {
+    for flag in [
+        "--listen",
+        "--mode",
+        "--script",
+        "--api-key",
+        "--fault",
+        "--audio-pace",
+    ] {
         assert!(text.contains(flag), "{flag} missing:\n{text}");
     }
 }
