@@ -1,0 +1,34 @@
+//! The per-call model: everything one live call decides, without doing any I/O.
+//!
+//! A call bridges three peers — Twilio's Media Stream socket, the OpenAI Realtime socket
+//! and the control plane's per-call gRPC stream. [`CallCore`] is the state machine of one
+//! call: it takes what a peer sent (a Twilio text frame, an OpenAI event, a
+//! `ConnectResponse`, a tick) and fills an [`Actions`] with what to send where, what to
+//! log and whether the call is over. It owns the barge-in decision (with
+//! [`switchboard_realtime::Playback`]), the conversation log and its acknowledgements
+//! ([`Outbox`]), tool calls, usage and the OpenAI-drop fallback. It has no sockets, no
+//! tokio and no clock: time comes in as `now_ms`.
+//!
+//! What it is not: the loop that owns the sockets. That is `call/driver.rs`, which
+//! `select!`s over the three peers, feeds the core and carries out the actions.
+//!
+//! Layout, in reading order:
+//! - `core.rs` — [`CallCore`], its inputs and the end of a call; `core/` holds the
+//!   handling of each peer (`twilio.rs`, `openai.rs`, `control.rs`), tool calls
+//!   (`tools.rs`) and the conversation items it writes (`log.rs`).
+//! - `actions.rs` — [`Actions`], the reusable output of every input, and [`End`].
+//! - `counters.rs` — [`CallCounters`] for metrics: frames relayed, rejected by reason.
+//! - `outbox.rs` — [`Outbox`]: per-call sequence numbers, batches, ack/nack, resend.
+//! - `session_config.rs` — `AgentSettings` → `session.update` settings.
+
+mod actions;
+mod core;
+mod counters;
+pub mod outbox;
+pub mod session_config;
+
+pub use self::actions::{Actions, End, EndKind, Frames, HandoffRequest, RealtimeError};
+pub use self::core::{CallCore, CallLimits};
+pub use self::counters::{CallCounters, RejectCounts, RejectReason};
+pub use self::outbox::{Outbox, OutboxFull, OutboxLimits};
+pub use self::session_config::{session_config, SessionPlan, SkippedTool, TRANSFER_TO_HUMAN};

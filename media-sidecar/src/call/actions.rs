@@ -1,0 +1,211 @@
+//! What the core asks the driver to do after one input: frames for Twilio and OpenAI,
+//! messages for the control plane, errors to log, a handoff to start, the end of the call.
+//!
+//! [`Actions`] is reused across inputs: the driver calls [`Actions::clear`], feeds one
+//! input, carries the actions out, and repeats. [`Frames`] keeps the `String` buffers of
+//! earlier frames, so relaying audio allocates nothing once a call has warmed up — as long
+//! as the driver borrows the frames ([`Frames::iter`]) rather than taking them
+//! ([`Frames::drain`], which moves them out and leaves empty slots to grow again).
+//!
+//! Each entry of `to_twilio` / `to_openai` is exactly one WebSocket text message, in send
+//! order. A relayed delta yields two adjacent Twilio messages, `media` then its `mark`
+//! (Twilio needs one JSON object per message): feed them all, then flush once
+//! (PERFORMANCE.md). Read next: `core.rs`, which fills these.
+
+use switchboard_proto::v1::{CallError, CallStatus, ConnectRequest, Fallback, HandoffTarget};
+
+/// The output of one input to the core. See the module docs.
+#[derive(Debug, Default)]
+pub struct Actions {
+    /// Text messages for the Twilio Media Stream socket, in order.
+    pub to_twilio: Frames,
+    /// Text messages for the OpenAI Realtime socket, in order.
+    pub to_openai: Frames,
+    /// Messages for the control plane's per-call stream, in order.
+    pub to_control: Vec<ConnectRequest>,
+    /// `error` events from OpenAI, for the driver to log with the call id.
+    pub openai_errors: Vec<RealtimeError>,
+    /// The model asked to transfer the caller to a human (`transfer_to_human`). See
+    /// [`HandoffRequest`].
+    pub handoff: Option<HandoffRequest>,
+    /// Conversation items refused by a full outbox during this input (also counted in
+    /// `CallCounters::items_overflowed`): warn about them.
+    pub items_overflowed: u32,
+    /// The call is over (set once per call). See [`End`].
+    pub end: Option<End>,
+}
+
+/// A reusable list of text frames. See the module docs.
+#[derive(Debug, Default)]
+pub struct Frames {
+    buffers: Vec<String>,
+    len: usize,
+}
+
+/// The model called `transfer_to_human`.
+///
+/// The control plane's `HandoffService` is not there yet, so the core does not wait for
+/// it: it has already logged a `HANDOFF` item, told the model the transfer is under way
+/// (so it says a short goodbye) and remembers that a handoff is in progress (a Twilio
+/// `stop` then ends the call `handed-off`). The driver starts the transfer — through
+/// `RequestHandoff` once it exists — or, until then, calls `CallCore::hand_off` to end
+/// the call as handed off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRequest {
+    /// The model's reason, from the tool arguments (may be empty).
+    pub reason: String,
+    /// The agent's handoff target, if it has one.
+    pub target: Option<HandoffTarget>,
+}
+
+/// An OpenAI `error` event, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealtimeError {
+    /// `error.type`, e.g. `invalid_request_error`.
+    pub kind: String,
+    /// `error.code`, e.g. `conversation_already_has_active_response`.
+    pub code: Option<String>,
+    /// `error.message`, as OpenAI wrote it.
+    pub message: String,
+    /// True when the core ended the call because of it.
+    pub fatal: bool,
+}
+
+/// How a call ended, and what the driver does about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct End {
+    /// What ended it.
+    pub kind: EndKind,
+    /// The final status reported to the control plane.
+    pub status: CallStatus,
+    /// The stable end reason stored with the session, e.g. `caller_hung_up`.
+    pub end_reason: String,
+    /// Set when the call failed.
+    pub error: Option<CallError>,
+    /// The agent's fallback, for ends where the caller should hear it
+    /// ([`End::needs_fallback`]).
+    pub fallback: Option<Fallback>,
+    /// Where the call goes, for handoffs.
+    pub handoff_target: Option<HandoffTarget>,
+}
+
+/// What ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndKind {
+    /// Twilio sent `stop`: the caller hung up (or the call was redirected elsewhere).
+    CallerHungUp,
+    /// The Twilio socket closed without `stop` (network, Twilio error).
+    TwilioClosed,
+    /// The control plane sent `Command::HangUp`, or the driver hung up (drain).
+    HungUp,
+    /// The call was handed to humans (`Command::HandOff`, `CallCore::hand_off`, or a
+    /// Twilio `stop` while the model's transfer was in progress).
+    HandedOff,
+    /// The agent's `max_call_duration` passed.
+    MaxDuration,
+    /// The OpenAI socket was refused or dropped.
+    OpenAiUnavailable,
+    /// OpenAI reported a fatal error (`session_expired`, our `session.update` refused).
+    OpenAiFailed,
+}
+
+// === impl Actions ===
+
+impl Actions {
+    /// Empty actions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Empties everything for the next input, keeping the frame buffers.
+    pub fn clear(&mut self) {
+        self.to_twilio.clear();
+        self.to_openai.clear();
+        self.to_control.clear();
+        self.openai_errors.clear();
+        self.handoff = None;
+        self.items_overflowed = 0;
+        self.end = None;
+    }
+
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.to_twilio.is_empty()
+            && self.to_openai.is_empty()
+            && self.to_control.is_empty()
+            && self.openai_errors.is_empty()
+            && self.handoff.is_none()
+            && self.items_overflowed == 0
+            && self.end.is_none()
+    }
+}
+
+// === impl Frames ===
+
+impl Frames {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `index`th frame.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        self.buffers[..self.len].get(index).map(String::as_str)
+    }
+
+    /// The frames, in send order, borrowed (the core keeps the buffers).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.buffers[..self.len].iter().map(String::as_str)
+    }
+
+    /// The frames, in send order, moved out (no copy; the core grows new buffers).
+    pub fn drain(&mut self) -> impl ExactSizeIterator<Item = String> + '_ {
+        let len = std::mem::take(&mut self.len);
+        self.buffers[..len].iter_mut().map(std::mem::take)
+    }
+
+    /// Empties the list, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// A cleared buffer for the next frame.
+    pub(crate) fn next_buffer(&mut self) -> &mut String {
+        if self.len == self.buffers.len() {
+            self.buffers.push(String::new());
+        }
+        let buffer = &mut self.buffers[self.len];
+        buffer.clear();
+        self.len += 1;
+        buffer
+    }
+}
+
+// === impl End ===
+
+impl End {
+    /// True when the driver should close the Twilio socket itself. Twilio then runs the
+    /// TwiML after `<Connect>` (the fallback, if the webhook answered one) or hangs up.
+    /// False when Twilio already stopped the stream, or will (a handoff redirects the live
+    /// call, which ends the stream).
+    pub fn close_twilio(&self) -> bool {
+        !matches!(
+            self.kind,
+            EndKind::CallerHungUp | EndKind::TwilioClosed | EndKind::HandedOff
+        )
+    }
+
+    /// True when the caller should hear the agent's fallback (the model is gone while
+    /// the caller is still on the line).
+    pub fn needs_fallback(&self) -> bool {
+        matches!(
+            self.kind,
+            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed
+        )
+    }
+}

@@ -1,0 +1,385 @@
+//! [`CallCore`]: the sans-I/O state machine of one call.
+//!
+//! Inputs are methods — a Twilio text frame ([`CallCore::on_twilio_text`]), an OpenAI
+//! event ([`CallCore::on_openai_text`]), a control-plane message
+//! ([`CallCore::on_control`]), a tick ([`CallCore::on_tick`]), a closed socket — and
+//! each fills a caller-provided [`Actions`]. The core decides everything a call decides:
+//! relaying audio both ways with the base64 untouched, barge-in from echoed marks, the
+//! conversation log and its acks, tool calls, the greeting, usage, handoff, and how the
+//! call ends. The per-peer handling lives in `core/twilio.rs`, `core/openai.rs` and
+//! `core/control.rs`; tool calls in `core/tools.rs`; the items it logs in `core/log.rs`.
+//!
+//! What it is not: it owns no socket, spawns nothing, reads no clock and logs nothing.
+//! `now_ms` is wall-clock milliseconds since the Unix epoch (it stamps conversation
+//! items) from a clock that does not go backwards during the call — e.g. the epoch time
+//! at call start plus a monotonic `Instant`'s elapsed time. The driver (`driver.rs`) owns
+//! the sockets and carries the actions out.
+//!
+//! Lifecycle: build the core from the call's `CallConfig` once the control plane sent it
+//! (feed it the Twilio `start` frame and any frames that arrived meanwhile, in order;
+//! caller audio is buffered until the OpenAI session is configured). The call ends once:
+//! [`Actions::end`] says how. After that the core only finishes the log: the final
+//! `StatusUpdate` is held until every item is acknowledged, so a control-plane restart
+//! during the goodbye loses nothing; [`CallCore::is_settled`] says when the driver may
+//! close the control stream, and [`CallCore::finish`] forces the status out when the
+//! grace period runs out.
+
+use switchboard_proto::v1::{
+    connect_request::Message as Out, fallback, AgentSettings, CallConfig, CallError, CallStatus,
+    ConnectRequest, ConversationItem, HandoffTarget, Hello, StatusUpdate, Usage, UsageReport,
+};
+use switchboard_realtime::{Dialect, Playback};
+
+use super::actions::{Actions, End, EndKind};
+use super::counters::CallCounters;
+use super::outbox::{Outbox, OutboxLimits};
+use super::session_config::{session_config, SkippedTool};
+
+mod control;
+mod log;
+mod openai;
+mod tools;
+mod twilio;
+
+#[cfg(test)]
+mod tests;
+
+/// Limits and timings of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// The conversation outbox's limits.
+    pub outbox: OutboxLimits,
+    /// Caller frames kept while the OpenAI session is not configured yet (oldest dropped
+    /// and counted beyond it). 100 frames are 2 s of Twilio's 20 ms frames.
+    pub pre_session_frames: usize,
+    /// Least time between two `UsageReport`s, in ms (the last one is always sent).
+    pub usage_interval_ms: u64,
+    /// How long a tool call may go unanswered before the model is told it failed, in ms.
+    /// A safety net: the control plane enforces each tool's own deadline (≤ 60 s).
+    pub tool_timeout_ms: u64,
+}
+
+/// The state machine of one call. See the module docs.
+#[derive(Debug)]
+pub struct CallCore {
+    call_id: String,
+    dialect: Dialect,
+    agent: AgentSettings,
+    limits: CallLimits,
+    started_at_ms: u64,
+    skipped_tools: Vec<SkippedTool>,
+    stream: twilio::StreamState,
+    realtime: openai::RealtimeState,
+    playback: Playback,
+    tools: tools::ToolCalls,
+    outbox: Outbox,
+    usage: UsageMeter,
+    /// Set while the model's `transfer_to_human` is being carried out.
+    handoff_requested: bool,
+    ended: Option<Ended>,
+    counters: CallCounters,
+    /// Reused for mark names on the audio path.
+    scratch: String,
+}
+
+/// How the call is to end; built by the input that ends it.
+#[derive(Debug)]
+struct Ending {
+    kind: EndKind,
+    end_reason: String,
+    error: Option<CallError>,
+    /// Where a handoff goes, when the input named it (else the agent's target).
+    handoff_target: Option<HandoffTarget>,
+}
+
+#[derive(Debug)]
+struct Ended {
+    kind: EndKind,
+    status: StatusUpdate,
+    status_sent: bool,
+}
+
+/// Cumulative usage of the call and when it was last reported.
+#[derive(Debug, Default)]
+struct UsageMeter {
+    tokens: Usage,
+    caller_bytes: u64,
+    assistant_bytes: u64,
+    dirty: bool,
+    last_sent_at: Option<u64>,
+}
+
+// === impl CallLimits ===
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            outbox: OutboxLimits::default(),
+            pre_session_frames: 100,
+            usage_interval_ms: 5_000,
+            tool_timeout_ms: 75_000,
+        }
+    }
+}
+
+// === impl CallCore ===
+
+impl CallCore {
+    /// The core of the call described by `config` (the control plane's reply to `Hello`),
+    /// speaking `dialect` to OpenAI, starting at `now_ms`. Log items are numbered after
+    /// `config.stored_through_seq`; the Twilio stream is the session's until `start` says
+    /// otherwise.
+    pub fn new(config: CallConfig, dialect: Dialect, limits: CallLimits, now_ms: u64) -> Self {
+        let session = config.session.unwrap_or_default();
+        let agent = config.agent_settings.unwrap_or_default();
+        let plan = session_config(&agent, dialect);
+        Self {
+            call_id: session.id,
+            dialect,
+            limits,
+            started_at_ms: now_ms,
+            skipped_tools: plan.skipped_tools,
+            stream: twilio::StreamState::new(session.twilio_stream_sid, session.twilio_call_sid),
+            realtime: openai::RealtimeState::new(plan.config),
+            playback: Playback::new(),
+            tools: tools::ToolCalls::default(),
+            outbox: Outbox::new(config.stored_through_seq, limits.outbox),
+            usage: UsageMeter::default(),
+            handoff_requested: false,
+            ended: None,
+            counters: CallCounters::default(),
+            scratch: String::with_capacity(64),
+            agent,
+        }
+    }
+
+    /// The call's id (the session id).
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The dialect spoken to OpenAI.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The agent's settings, as the control plane sent them.
+    pub fn agent(&self) -> &AgentSettings {
+        &self.agent
+    }
+
+    /// Agent tools left out of the session (bad schema, reserved name): log them once.
+    pub fn skipped_tools(&self) -> &[SkippedTool] {
+        &self.skipped_tools
+    }
+
+    /// The counters of this call, for metrics.
+    pub fn counters(&self) -> &CallCounters {
+        &self.counters
+    }
+
+    /// The conversation outbox (sequence numbers, unacknowledged items).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// A `Hello` for (re)opening the control stream, with what the core knows of the
+    /// Twilio stream.
+    pub fn hello(&self, sidecar_id: &str) -> ConnectRequest {
+        ConnectRequest {
+            message: Some(Out::Hello(Hello {
+                call_id: self.call_id.clone(),
+                stream_sid: self.stream.stream_sid.clone(),
+                call_sid: self.stream.call_sid.clone(),
+                sidecar_id: sidecar_id.to_owned(),
+            })),
+        }
+    }
+
+    /// True once the call has ended (the `End` was in an earlier `Actions`).
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
+    /// How the call ended, once it has.
+    pub fn end_kind(&self) -> Option<EndKind> {
+        self.ended.as_ref().map(|e| e.kind)
+    }
+
+    /// True once the call has ended and its final status was sent — after every log item
+    /// was acknowledged, or forced by [`CallCore::finish`]: the driver may close the
+    /// control stream.
+    pub fn is_settled(&self) -> bool {
+        self.ended.as_ref().is_some_and(|e| e.status_sent)
+    }
+
+    /// Time passes: retries refused log batches, ends the call at the agent's
+    /// `max_call_duration`, answers tool calls that never got a result, and sends usage
+    /// held back by the usage interval. Call it every few hundred ms.
+    pub fn on_tick(&mut self, now_ms: u64, out: &mut Actions) {
+        if self.ended.is_none() {
+            let max_ms = self.agent.max_call_duration.as_ref().map_or(0, |d| {
+                let ms = d
+                    .seconds
+                    .saturating_mul(1_000)
+                    .saturating_add(i64::from(d.nanos / 1_000_000));
+                u64::try_from(ms).unwrap_or(0)
+            });
+            if max_ms > 0 && now_ms >= self.started_at_ms.saturating_add(max_ms) {
+                let ending = Ending::new(EndKind::MaxDuration, "max_duration");
+                return self.end_call(ending, now_ms, out);
+            }
+            self.expire_tool_calls(now_ms, out);
+            if self.usage.dirty && self.usage_due(now_ms) {
+                self.send_usage(now_ms, out);
+            }
+        }
+        self.flush_control(now_ms, out);
+    }
+
+    /// Ends the call now (drain, an operator): status completed with `reason` (default
+    /// `hung_up`). Nothing happens if the call has already ended.
+    pub fn hang_up(&mut self, reason: &str, now_ms: u64, out: &mut Actions) {
+        let reason = if reason.is_empty() { "hung_up" } else { reason };
+        self.end_call(Ending::new(EndKind::HungUp, reason), now_ms, out);
+    }
+
+    /// The grace period for settling is over: sends the final status even though some log
+    /// items are unacknowledged (they stay counted in the outbox). No-op before the end.
+    pub fn finish(&mut self, out: &mut Actions) {
+        if let Some(ended) = self.ended.as_mut().filter(|e| !e.status_sent) {
+            ended.status_sent = true;
+            out.to_control.push(ConnectRequest {
+                message: Some(Out::Status(ended.status.clone())),
+            });
+        }
+    }
+
+    // --- shared by the per-peer modules ---
+
+    /// Queues a conversation item and sends what the batching policy says is due.
+    fn log(&mut self, item: ConversationItem, now_ms: u64, out: &mut Actions) {
+        match self.outbox.push(item) {
+            Ok(_) => self.counters.items_logged += 1,
+            Err(_) => {
+                self.counters.items_overflowed += 1;
+                out.items_overflowed += 1;
+            }
+        }
+        self.flush_control(now_ms, out);
+    }
+
+    /// Sends due log batches and, once the call has ended and the log is drained, the
+    /// final status.
+    fn flush_control(&mut self, now_ms: u64, out: &mut Actions) {
+        while let Some(batch) = self.outbox.next_batch(now_ms) {
+            out.to_control.push(ConnectRequest {
+                message: Some(Out::Items(batch)),
+            });
+        }
+        if self.outbox.is_drained() {
+            self.finish(out);
+        }
+    }
+
+    /// Ends the call once: logs what is held, reports the last usage, emits the `End`
+    /// and holds the final status until the log is drained.
+    fn end_call(&mut self, ending: Ending, now_ms: u64, out: &mut Actions) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.release_held_transcripts(now_ms, out);
+        let fallback = self.agent.fallback.clone().unwrap_or_default();
+        let model_gone = matches!(
+            ending.kind,
+            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed
+        );
+        let transfer = model_gone
+            && fallback.action() == fallback::Action::Transfer
+            && self.agent.handoff_target.is_some();
+        let status = match ending.kind {
+            EndKind::HandedOff => CallStatus::HandedOff,
+            _ if transfer => CallStatus::HandedOff,
+            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed | EndKind::TwilioClosed => {
+                CallStatus::Failed
+            }
+            EndKind::CallerHungUp | EndKind::HungUp | EndKind::MaxDuration => CallStatus::Completed,
+        };
+        if let (true, Some(error)) = (model_gone, &ending.error) {
+            self.log(
+                log::fallback(&ending.end_reason, error, now_ms),
+                now_ms,
+                out,
+            );
+        }
+        self.send_usage(now_ms, out);
+        let handoff_target = if status == CallStatus::HandedOff {
+            ending
+                .handoff_target
+                .or_else(|| self.agent.handoff_target.clone())
+        } else {
+            None
+        };
+        out.end = Some(End {
+            kind: ending.kind,
+            status,
+            end_reason: ending.end_reason.clone(),
+            error: ending.error.clone(),
+            fallback: model_gone.then_some(fallback),
+            handoff_target,
+        });
+        self.ended = Some(Ended {
+            kind: ending.kind,
+            status: StatusUpdate {
+                status: status.into(),
+                end_reason: ending.end_reason,
+                error: ending.error,
+            },
+            status_sent: false,
+        });
+        self.flush_control(now_ms, out);
+    }
+
+    fn usage_due(&self, now_ms: u64) -> bool {
+        self.usage
+            .last_sent_at
+            .is_none_or(|at| now_ms >= at.saturating_add(self.limits.usage_interval_ms))
+    }
+
+    /// Sends the cumulative usage so far (tokens and relayed audio).
+    fn send_usage(&mut self, now_ms: u64, out: &mut Actions) {
+        let usage = Usage {
+            caller_audio_ms: self.usage.caller_bytes / 8,
+            assistant_audio_ms: self.usage.assistant_bytes / 8,
+            ..self.usage.tokens
+        };
+        if usage == Usage::default() {
+            return;
+        }
+        self.usage.dirty = false;
+        self.usage.last_sent_at = Some(now_ms);
+        out.to_control.push(ConnectRequest {
+            message: Some(Out::Usage(UsageReport { usage: Some(usage) })),
+        });
+    }
+}
+
+// === impl Ending ===
+
+impl Ending {
+    fn new(kind: EndKind, end_reason: &str) -> Self {
+        Self {
+            kind,
+            end_reason: end_reason.to_owned(),
+            error: None,
+            handoff_target: None,
+        }
+    }
+
+    fn failed(kind: EndKind, end_reason: &str, code: String, message: String) -> Self {
+        Self {
+            error: Some(CallError { code, message }),
+            ..Self::new(kind, end_reason)
+        }
+    }
+}

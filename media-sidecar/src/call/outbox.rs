@@ -1,0 +1,246 @@
+//! The conversation log's outbox: per-call sequence numbers, batches, acknowledgements and
+//! re-sends, so a control-plane restart mid-call loses nothing and duplicates nothing.
+//!
+//! Items get contiguous sequence numbers starting after the `stored_through_seq` of the
+//! call's `CallConfig`, and stay here until the control plane acknowledges them. Acks are
+//! cumulative (`Ack{stored_through_seq}`); a `Nack{expected_seq}` rewinds the send cursor to
+//! `expected_seq` after a back-off (the control plane refuses batches while its database is
+//! down, and an immediate re-send would spin); a reconnect
+//! ([`Outbox::reset_after_reconnect`]) drops what the new `CallConfig` says is stored and
+//! re-sends the rest. The control plane stores idempotently, so a re-sent item is
+//! acknowledged, never stored twice.
+//!
+//! Batching (Nagle-like): when nothing is in flight the pending items go at once (up to
+//! [`OutboxLimits::max_batch_items`]); while a batch is in flight new items accumulate and
+//! go with the next ack, unless a full batch is ready and the in-flight window
+//! ([`OutboxLimits::max_in_flight_items`]) has room. A conversation produces an item every
+//! few seconds, so in practice every item goes out on its own, at once; the accumulation
+//! only matters while the database is slow.
+//!
+//! Bounded: at most [`OutboxLimits::capacity`] unacknowledged items (10,000 by default,
+//! hours of conversation). Beyond that [`Outbox::push`] refuses the new item with
+//! [`OutboxFull`] and counts it — it never drops an older item to make room, and never
+//! silently; the caller reports it. Pure: no I/O, time comes in as `now_ms`.
+//!
+//! Read next: `core.rs`, which pushes items and sends the batches.
+
+use std::collections::VecDeque;
+
+use switchboard_proto::v1::{ConversationBatch, ConversationItem};
+
+/// Limits of one call's outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Most items in one `ConversationBatch`.
+    pub max_batch_items: usize,
+    /// Most items sent and not yet acknowledged.
+    pub max_in_flight_items: usize,
+    /// Most unacknowledged items kept; [`Outbox::push`] refuses more.
+    pub capacity: usize,
+    /// First wait after a `Nack` before re-sending, in ms; doubles per `Nack` in a row.
+    pub retry_initial_ms: u64,
+    /// Longest wait after a `Nack`, in ms.
+    pub retry_max_ms: u64,
+}
+
+/// The outbox is full: the item was not queued (and got no sequence number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("conversation outbox full: {capacity} unacknowledged items")]
+pub struct OutboxFull {
+    /// The capacity that was reached.
+    pub capacity: usize,
+}
+
+/// Unacknowledged conversation items of one call. See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    /// Exactly the items `acked_through + 1 ..= next_seq - 1`, in order.
+    items: VecDeque<ConversationItem>,
+    next_seq: u64,
+    acked_through: u64,
+    /// Highest seq sent on the current stream (`>= acked_through`).
+    sent_through: u64,
+    retry_at: Option<u64>,
+    retry_delay_ms: u64,
+    overflowed: u64,
+    limits: OutboxLimits,
+}
+
+// === impl OutboxLimits ===
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self {
+            max_batch_items: 32,
+            max_in_flight_items: 128,
+            capacity: 10_000,
+            retry_initial_ms: 250,
+            retry_max_ms: 8_000,
+        }
+    }
+}
+
+// === impl Outbox ===
+
+impl Outbox {
+    /// An empty outbox whose first item gets `stored_through_seq + 1`.
+    pub fn new(stored_through_seq: u64, limits: OutboxLimits) -> Self {
+        Self {
+            items: VecDeque::new(),
+            next_seq: stored_through_seq + 1,
+            acked_through: stored_through_seq,
+            sent_through: stored_through_seq,
+            retry_at: None,
+            retry_delay_ms: limits.retry_initial_ms,
+            overflowed: 0,
+            limits: OutboxLimits {
+                max_batch_items: limits.max_batch_items.max(1),
+                max_in_flight_items: limits.max_in_flight_items.max(1),
+                ..limits
+            },
+        }
+    }
+
+    /// Queues `item` with the next sequence number (its `seq` is overwritten) and returns
+    /// that number. Refused, without a number, when [`OutboxLimits::capacity`] items are
+    /// unacknowledged.
+    pub fn push(&mut self, mut item: ConversationItem) -> Result<u64, OutboxFull> {
+        if self.items.len() >= self.limits.capacity {
+            self.overflowed += 1;
+            return Err(OutboxFull {
+                capacity: self.limits.capacity,
+            });
+        }
+        let seq = self.next_seq;
+        item.seq = seq;
+        self.items.push_back(item);
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// The next batch to send, if the batching policy (module docs) says one is due at
+    /// `now_ms`. Call it until it returns `None`; what it returns counts as in flight.
+    pub fn next_batch(&mut self, now_ms: u64) -> Option<ConversationBatch> {
+        if self.retry_at.is_some_and(|at| now_ms < at) {
+            return None;
+        }
+        self.retry_at = None;
+        let unsent = self.last_seq() - self.sent_through;
+        if unsent == 0 {
+            return None;
+        }
+        let in_flight = self.in_flight();
+        let max_batch = self.limits.max_batch_items as u64;
+        let due = in_flight == 0
+            || (unsent >= max_batch
+                && in_flight + max_batch <= self.limits.max_in_flight_items as u64);
+        if !due {
+            return None;
+        }
+        let count = unsent.min(max_batch);
+        let start = self.index_of(self.sent_through + 1)?;
+        let end = start + usize::try_from(count).ok()?;
+        let items = self.items.range(start..end).cloned().collect();
+        self.sent_through += count;
+        Some(ConversationBatch { items })
+    }
+
+    /// `Ack{stored_through_seq}`: everything up to it is stored (cumulative). A stale ack
+    /// (below an earlier one) changes nothing.
+    pub fn on_ack(&mut self, stored_through_seq: u64) {
+        self.retry_at = None;
+        self.retry_delay_ms = self.limits.retry_initial_ms;
+        self.acknowledge(stored_through_seq.min(self.last_seq()));
+        self.sent_through = self.sent_through.max(self.acked_through);
+    }
+
+    /// `Nack{expected_seq}`: the last batch was refused; the next one must start at
+    /// `expected_seq` (or below). Rewinds the send cursor there — never past what is
+    /// acknowledged — and holds sending for the back-off.
+    pub fn on_nack(&mut self, expected_seq: u64, now_ms: u64) {
+        let resume_after = expected_seq.saturating_sub(1);
+        self.sent_through = self.sent_through.min(resume_after).max(self.acked_through);
+        self.retry_at = Some(now_ms.saturating_add(self.retry_delay_ms));
+        self.retry_delay_ms = self
+            .retry_delay_ms
+            .saturating_mul(2)
+            .min(self.limits.retry_max_ms);
+    }
+
+    /// The control stream was re-established and its `CallConfig` says everything up to
+    /// `stored_through_seq` is stored: drops those items and makes the rest due again, from
+    /// the first unstored one.
+    ///
+    /// Returns how many items the control plane lacks that this outbox no longer holds
+    /// (they were acknowledged before, so only a store that lost data causes it): normally
+    /// 0, and worth a warning when not.
+    pub fn reset_after_reconnect(&mut self, stored_through_seq: u64) -> u64 {
+        let lost = self.acked_through.saturating_sub(stored_through_seq);
+        if stored_through_seq >= self.next_seq {
+            // The store knows items this outbox never numbered (another writer): continue
+            // after them so nothing collides.
+            self.items.clear();
+            self.next_seq = stored_through_seq + 1;
+            self.acked_through = stored_through_seq;
+        } else {
+            self.acknowledge(stored_through_seq);
+        }
+        self.sent_through = self.acked_through;
+        self.retry_at = None;
+        self.retry_delay_ms = self.limits.retry_initial_ms;
+        lost
+    }
+
+    /// Items queued and not acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Items sent on the current stream and not acknowledged.
+    pub fn in_flight(&self) -> u64 {
+        self.sent_through - self.acked_through
+    }
+
+    /// True when every item pushed so far is acknowledged.
+    pub fn is_drained(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Highest acknowledged sequence number.
+    pub fn acked_through(&self) -> u64 {
+        self.acked_through
+    }
+
+    /// The number the next pushed item gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Items refused because the outbox was full, over its life.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    fn acknowledge(&mut self, stored_through_seq: u64) {
+        while self
+            .items
+            .front()
+            .is_some_and(|item| item.seq <= stored_through_seq)
+        {
+            self.items.pop_front();
+        }
+        self.acked_through = self.acked_through.max(stored_through_seq);
+    }
+
+    fn index_of(&self, seq: u64) -> Option<usize> {
+        let first = self.items.front()?.seq;
+        usize::try_from(seq.checked_sub(first)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

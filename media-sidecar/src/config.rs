@@ -1,0 +1,515 @@
+//! The media sidecar's configuration: every setting, its variable, its default and its
+//! validation, in one place.
+//!
+//! [`Config::from_env`] reads the process environment (command-line flags, which mirror
+//! the non-secret variables, take precedence); everything else goes through
+//! [`Config::from_lookup`], so tests build configurations from a map. A bad value stops
+//! start-up with a [`ConfigError`] naming the variable (`main` exits 64). Secrets are held
+//! in [`Secret`], whose `Debug` prints stars, so the effective config can be logged.
+//!
+//! Two settings have local-use defaults that are unsafe in production, and
+//! [`Config::startup_warnings`] says so loudly at start-up:
+//! - without `TWILIO_AUTH_TOKEN`, `X-Twilio-Signature` is not checked at all;
+//! - without `SWITCHBOARD_STREAM_TOKEN_SECRET`, a random per-process secret signs stream
+//!   tokens, so a token only verifies on the replica that issued it.
+//!
+//! Value parsers (durations, URLs, numbers) are in `config/parse.rs`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_telemetry::{LogFormat, TelemetryConfig};
+
+use parse::{
+    check_token, parse_addr, parse_control_plane_url, parse_duration, parse_openai_url, random_hex,
+    require_e164,
+};
+
+mod parse;
+
+pub use parse::PublicUrl;
+
+/// Where Twilio's webhooks and Media Stream WebSockets are served.
+pub const ENV_HTTP_ADDR: &str = "SWITCHBOARD_HTTP_ADDR";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// `/healthz`, `/readyz` and `/metrics`.
+pub const ENV_ADMIN_ADDR: &str = "SWITCHBOARD_ADMIN_ADDR";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
+/// The control plane's gRPC endpoint (`http://` only: TLS comes from the mesh).
+pub const ENV_CONTROL_PLANE_URL: &str = "SWITCHBOARD_CONTROL_PLANE_URL";
+pub const DEFAULT_CONTROL_PLANE_URL: &str = "http://127.0.0.1:50051";
+/// The base URL Twilio uses to reach this sidecar: signatures are checked against it and
+/// the `<Stream url>` is built from it.
+pub const ENV_PUBLIC_URL: &str = "SWITCHBOARD_PUBLIC_URL";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+/// The account's Auth Token. Unset: signature validation is disabled (local use only).
+pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
+/// The key for the Realtime API (OpenAI or Azure).
+pub const ENV_OPENAI_API_KEY: &str = "OPENAI_API_KEY";
+pub const ENV_OPENAI_URL: &str = "SWITCHBOARD_OPENAI_URL";
+pub const DEFAULT_OPENAI_URL: &str = "wss://api.openai.com/v1/realtime";
+/// `ga`, `beta` or `azure`.
+pub const ENV_OPENAI_DIALECT: &str = "SWITCHBOARD_OPENAI_DIALECT";
+pub const DEFAULT_OPENAI_DIALECT: &str = "ga";
+/// The model used when the agent names none.
+pub const ENV_OPENAI_MODEL: &str = "SWITCHBOARD_OPENAI_MODEL";
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-realtime";
+/// Signs per-call stream tokens; share it across replicas. Unset: random per process.
+pub const ENV_STREAM_TOKEN_SECRET: &str = "SWITCHBOARD_STREAM_TOKEN_SECRET";
+/// Shortest accepted stream-token secret, in bytes.
+pub const MIN_STREAM_TOKEN_SECRET_LEN: usize = 32;
+pub const ENV_STREAM_TOKEN_TTL: &str = "SWITCHBOARD_STREAM_TOKEN_TTL";
+pub const DEFAULT_STREAM_TOKEN_TTL: &str = "300s";
+/// Calls this sidecar carries at once; beyond it new calls get the fallback answer.
+pub const ENV_MAX_CALLS: &str = "SWITCHBOARD_MAX_CALLS";
+pub const DEFAULT_MAX_CALLS: &str = "500";
+/// How long active calls may run on after SIGTERM.
+pub const ENV_DRAIN_GRACE: &str = "SWITCHBOARD_DRAIN_GRACE";
+pub const DEFAULT_DRAIN_GRACE: &str = "30s";
+/// Sent to the control plane as `authorization: Bearer <token>`.
+pub const ENV_API_TOKEN: &str = "SWITCHBOARD_API_TOKEN";
+/// This replica's name in sessions and logs. Default: `HOSTNAME`, else random.
+pub const ENV_SIDECAR_ID: &str = "SWITCHBOARD_SIDECAR_ID";
+/// Read for the default sidecar id (Kubernetes sets it to the pod name).
+pub const ENV_HOSTNAME: &str = "HOSTNAME";
+/// Said when a call cannot be given to an agent (control plane down, draining, full).
+pub const ENV_FALLBACK_MESSAGE: &str = "SWITCHBOARD_FALLBACK_MESSAGE";
+pub const DEFAULT_FALLBACK_MESSAGE: &str =
+    "We are sorry, but we cannot take your call right now. Please try again later.";
+/// E.164 number dialled after the fallback message; unset: hang up.
+pub const ENV_FALLBACK_NUMBER: &str = "SWITCHBOARD_FALLBACK_NUMBER";
+pub const ENV_LOG: &str = "SWITCHBOARD_LOG";
+pub const DEFAULT_LOG: &str = "info";
+pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
+pub const DEFAULT_LOG_FORMAT: &str = "plain";
+
+/// How long to wait for a TCP connection to the control plane.
+pub const CONTROL_PLANE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of a unary control-plane RPC: well inside Twilio's 15 s webhook timeout, so
+/// the caller hears the fallback rather than Twilio's error message.
+pub const CONTROL_PLANE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A value that must never be logged: `Debug` prints stars.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// The whole configuration of one sidecar process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Twilio ingress: webhooks and Media Stream WebSockets.
+    pub http_addr: SocketAddr,
+    /// Health, readiness and metrics.
+    pub admin_addr: SocketAddr,
+    /// The base URL Twilio sees.
+    pub public_url: PublicUrl,
+    pub control_plane: ControlPlaneConfig,
+    /// `None`: signatures are not checked (local use only).
+    pub twilio_auth_token: Option<Secret>,
+    pub openai: OpenAiConfig,
+    pub stream_token: StreamTokenConfig,
+    /// Calls carried at once before new ones get the fallback answer.
+    pub max_calls: usize,
+    /// How long active calls may run on after SIGTERM.
+    pub drain_grace: Duration,
+    /// This replica's name, sent with `OpenInboundCall` and `Hello`.
+    pub sidecar_id: String,
+    pub fallback: FallbackConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// How to reach the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlaneConfig {
+    /// `http://host:port`.
+    pub url: String,
+    /// Sent as `authorization: Bearer <token>` when set.
+    pub api_token: Option<Secret>,
+    pub connect_timeout: Duration,
+    /// Deadline of each unary RPC (not of the per-call stream).
+    pub request_timeout: Duration,
+}
+
+/// How to reach the Realtime API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiConfig {
+    /// The Realtime WebSocket URL (or, for Azure, the resource endpoint).
+    pub url: String,
+    pub dialect: OpenAiDialect,
+    /// Used when the agent names no model.
+    pub default_model: String,
+    /// `None` only makes sense against a local simulator.
+    pub api_key: Option<Secret>,
+}
+
+/// Which flavour of the Realtime API `SWITCHBOARD_OPENAI_URL` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenAiDialect {
+    /// OpenAI, GA protocol.
+    Ga,
+    /// OpenAI, the retired beta protocol (`OpenAI-Beta: realtime=v1`).
+    Beta,
+    /// Azure OpenAI (`api-key` header; GA or preview per the URL).
+    Azure,
+}
+
+/// Per-call stream tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTokenConfig {
+    /// The HMAC key.
+    pub secret: Secret,
+    /// True when no secret was configured and a random one was made for this process.
+    pub generated: bool,
+    /// How long a token stays valid after it is issued.
+    pub ttl: Duration,
+}
+
+/// What a caller hears when no agent can take the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackConfig {
+    /// Said first.
+    pub message: String,
+    /// Dialled after the message (E.164); `None` hangs up.
+    pub number: Option<String>,
+}
+
+/// A setting that cannot be used. The message names the variable, never a secret value.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Command-line flags; each mirrors a (non-secret) variable and wins over it.
+#[derive(Debug, Default, clap::Parser)]
+#[command(
+    name = "media-sidecar",
+    version,
+    about = "Switchboard's media sidecar: Twilio webhooks and Media Streams bridged to the OpenAI Realtime API",
+    after_help = "Secrets are read from the environment only: TWILIO_AUTH_TOKEN, OPENAI_API_KEY, \
+                  SWITCHBOARD_STREAM_TOKEN_SECRET, SWITCHBOARD_API_TOKEN."
+)]
+pub struct Flags {
+    /// Twilio ingress address [env: SWITCHBOARD_HTTP_ADDR] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    pub http_addr: Option<String>,
+    /// Health, readiness and metrics address [env: SWITCHBOARD_ADMIN_ADDR] [default: 127.0.0.1:9090]
+    #[arg(long)]
+    pub admin_addr: Option<String>,
+    /// Control plane gRPC URL [env: SWITCHBOARD_CONTROL_PLANE_URL] [default: http://127.0.0.1:50051]
+    #[arg(long)]
+    pub control_plane_url: Option<String>,
+    /// Base URL Twilio reaches this sidecar at [env: SWITCHBOARD_PUBLIC_URL] [default: http://127.0.0.1:8080]
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Realtime API WebSocket URL [env: SWITCHBOARD_OPENAI_URL] [default: wss://api.openai.com/v1/realtime]
+    #[arg(long)]
+    pub openai_url: Option<String>,
+    /// `ga`, `beta` or `azure` [env: SWITCHBOARD_OPENAI_DIALECT] [default: ga]
+    #[arg(long)]
+    pub openai_dialect: Option<String>,
+    /// Model when the agent names none [env: SWITCHBOARD_OPENAI_MODEL] [default: gpt-realtime]
+    #[arg(long)]
+    pub openai_model: Option<String>,
+    /// Stream token lifetime, e.g. `300s` [env: SWITCHBOARD_STREAM_TOKEN_TTL] [default: 300s]
+    #[arg(long)]
+    pub stream_token_ttl: Option<String>,
+    /// Calls carried at once [env: SWITCHBOARD_MAX_CALLS] [default: 500]
+    #[arg(long)]
+    pub max_calls: Option<String>,
+    /// Grace for active calls after SIGTERM, e.g. `30s`, `2m` [env: SWITCHBOARD_DRAIN_GRACE] [default: 30s]
+    #[arg(long)]
+    pub drain_grace: Option<String>,
+    /// This replica's name [env: SWITCHBOARD_SIDECAR_ID] [default: $HOSTNAME or random]
+    #[arg(long)]
+    pub sidecar_id: Option<String>,
+    /// Said when no agent can take a call [env: SWITCHBOARD_FALLBACK_MESSAGE]
+    #[arg(long)]
+    pub fallback_message: Option<String>,
+    /// E.164 number dialled after the fallback message [env: SWITCHBOARD_FALLBACK_NUMBER]
+    #[arg(long)]
+    pub fallback_number: Option<String>,
+    /// Tracing filter, e.g. `info,switchboard_media_sidecar=debug` [env: SWITCHBOARD_LOG]
+    #[arg(long)]
+    pub log: Option<String>,
+    /// `plain` or `json` [env: SWITCHBOARD_LOG_FORMAT]
+    #[arg(long)]
+    pub log_format: Option<String>,
+}
+
+// === impl Secret ===
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Reads the process environment, with `flags` taking precedence.
+    #[allow(clippy::disallowed_methods)] // the one place that reads the environment
+    pub fn from_env(flags: &Flags) -> Result<Config, ConfigError> {
+        let overrides = [
+            (ENV_HTTP_ADDR, &flags.http_addr),
+            (ENV_ADMIN_ADDR, &flags.admin_addr),
+            (ENV_CONTROL_PLANE_URL, &flags.control_plane_url),
+            (ENV_PUBLIC_URL, &flags.public_url),
+            (ENV_OPENAI_URL, &flags.openai_url),
+            (ENV_OPENAI_DIALECT, &flags.openai_dialect),
+            (ENV_OPENAI_MODEL, &flags.openai_model),
+            (ENV_STREAM_TOKEN_TTL, &flags.stream_token_ttl),
+            (ENV_MAX_CALLS, &flags.max_calls),
+            (ENV_DRAIN_GRACE, &flags.drain_grace),
+            (ENV_SIDECAR_ID, &flags.sidecar_id),
+            (ENV_FALLBACK_MESSAGE, &flags.fallback_message),
+            (ENV_FALLBACK_NUMBER, &flags.fallback_number),
+            (ENV_LOG, &flags.log),
+            (ENV_LOG_FORMAT, &flags.log_format),
+        ];
+        Config::from_lookup(|name| {
+            let flag = overrides
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| (*v).clone());
+            flag.or_else(|| std::env::var(name).ok())
+        })
+    }
+
+    /// Builds and validates a config from `lookup` (variable name → value). Empty values
+    /// count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let or_default = |name: &str, default: &str| get(name).unwrap_or_else(|| default.into());
+
+        let http_addr = parse_addr(ENV_HTTP_ADDR, &or_default(ENV_HTTP_ADDR, DEFAULT_HTTP_ADDR))?;
+        let admin_addr = parse_addr(
+            ENV_ADMIN_ADDR,
+            &or_default(ENV_ADMIN_ADDR, DEFAULT_ADMIN_ADDR),
+        )?;
+        let public_url = PublicUrl::parse(&or_default(ENV_PUBLIC_URL, DEFAULT_PUBLIC_URL))
+            .map_err(|reason| error(ENV_PUBLIC_URL, reason))?;
+
+        let api_token = get(ENV_API_TOKEN);
+        if let Some(token) = &api_token {
+            check_token(ENV_API_TOKEN, token)?;
+        }
+        let control_plane = ControlPlaneConfig {
+            url: parse_control_plane_url(&or_default(
+                ENV_CONTROL_PLANE_URL,
+                DEFAULT_CONTROL_PLANE_URL,
+            ))?,
+            api_token: api_token.map(Secret::new),
+            connect_timeout: CONTROL_PLANE_CONNECT_TIMEOUT,
+            request_timeout: CONTROL_PLANE_REQUEST_TIMEOUT,
+        };
+
+        let openai = OpenAiConfig {
+            url: parse_openai_url(&or_default(ENV_OPENAI_URL, DEFAULT_OPENAI_URL))?,
+            dialect: OpenAiDialect::parse(&or_default(ENV_OPENAI_DIALECT, DEFAULT_OPENAI_DIALECT))?,
+            default_model: single_word(
+                ENV_OPENAI_MODEL,
+                or_default(ENV_OPENAI_MODEL, DEFAULT_OPENAI_MODEL),
+            )?,
+            api_key: get(ENV_OPENAI_API_KEY).map(Secret::new),
+        };
+
+        let stream_token = parse_stream_token(&get)?;
+        let max_calls = or_default(ENV_MAX_CALLS, DEFAULT_MAX_CALLS);
+        let max_calls = match max_calls.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(error(
+                    ENV_MAX_CALLS,
+                    format!("{max_calls:?} is not a positive whole number"),
+                ))
+            }
+        };
+        let drain_grace = parse_duration(
+            ENV_DRAIN_GRACE,
+            &or_default(ENV_DRAIN_GRACE, DEFAULT_DRAIN_GRACE),
+        )?;
+        let sidecar_id = match get(ENV_SIDECAR_ID) {
+            Some(id) => single_word(ENV_SIDECAR_ID, id)?,
+            None => get(ENV_HOSTNAME)
+                .filter(|host| single_word(ENV_HOSTNAME, host.clone()).is_ok())
+                .unwrap_or_else(|| format!("sidecar-{}", random_hex(4))),
+        };
+
+        let message = or_default(ENV_FALLBACK_MESSAGE, DEFAULT_FALLBACK_MESSAGE);
+        if message
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        {
+            return Err(error(
+                ENV_FALLBACK_MESSAGE,
+                "contains a control character twiml cannot carry",
+            ));
+        }
+        let number = get(ENV_FALLBACK_NUMBER)
+            .map(|n| require_e164(ENV_FALLBACK_NUMBER, n))
+            .transpose()?;
+
+        let filter = or_default(ENV_LOG, DEFAULT_LOG);
+        switchboard_telemetry::parse_filter(&filter).map_err(|e| error(ENV_LOG, e.to_string()))?;
+        let format = or_default(ENV_LOG_FORMAT, DEFAULT_LOG_FORMAT);
+        let format = LogFormat::parse(&format).ok_or_else(|| {
+            error(
+                ENV_LOG_FORMAT,
+                format!("{format:?} is neither plain nor json"),
+            )
+        })?;
+
+        Ok(Config {
+            http_addr,
+            admin_addr,
+            public_url,
+            control_plane,
+            twilio_auth_token: get(ENV_TWILIO_AUTH_TOKEN).map(Secret::new),
+            openai,
+            stream_token,
+            max_calls,
+            drain_grace,
+            sidecar_id,
+            fallback: FallbackConfig { message, number },
+            telemetry: TelemetryConfig { filter, format },
+        })
+    }
+
+    /// Loopback on ephemeral ports, a fixed token secret and Auth Token, a control plane
+    /// nobody listens on, short timeouts and quiet logs. Tests set `public_url` once they
+    /// know their port.
+    pub fn for_test() -> Config {
+        let mut config = Config::from_lookup(|name| match name {
+            ENV_HTTP_ADDR | ENV_ADMIN_ADDR => Some("127.0.0.1:0".into()),
+            ENV_CONTROL_PLANE_URL => Some("http://127.0.0.1:1".into()),
+            ENV_TWILIO_AUTH_TOKEN => Some("test-auth-token".into()),
+            ENV_STREAM_TOKEN_SECRET => Some("test-stream-token-secret-of-32-bytes!".into()),
+            ENV_DRAIN_GRACE => Some("1s".into()),
+            ENV_SIDECAR_ID => Some("sidecar-test".into()),
+            ENV_LOG => Some("warn".into()),
+            _ => None,
+        })
+        .expect("the test settings are valid");
+        config.control_plane.connect_timeout = Duration::from_millis(500);
+        config.control_plane.request_timeout = Duration::from_secs(2);
+        config
+    }
+
+    /// What an operator must hear at start-up: settings that are fine locally and unsafe
+    /// in production. `serve` logs each at warn.
+    pub fn startup_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.twilio_auth_token.is_none() {
+            warnings.push(format!(
+                "{ENV_TWILIO_AUTH_TOKEN} is not set: X-Twilio-Signature is NOT checked and \
+                 anyone can reach the webhooks; local use only"
+            ));
+        }
+        if self.stream_token.generated {
+            warnings.push(format!(
+                "{ENV_STREAM_TOKEN_SECRET} is not set: stream tokens are signed with a random \
+                 per-process secret and only verify on this replica"
+            ));
+        }
+        if self.openai.api_key.is_none() {
+            warnings.push(format!(
+                "{ENV_OPENAI_API_KEY} is not set: only a local Realtime simulator will accept \
+                 this sidecar"
+            ));
+        }
+        warnings
+    }
+}
+
+// === impl OpenAiDialect ===
+
+impl OpenAiDialect {
+    /// `ga`, `beta` or `azure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenAiDialect::Ga => "ga",
+            OpenAiDialect::Beta => "beta",
+            OpenAiDialect::Azure => "azure",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "ga" => Ok(OpenAiDialect::Ga),
+            "beta" => Ok(OpenAiDialect::Beta),
+            "azure" => Ok(OpenAiDialect::Azure),
+            _ => Err(error(
+                ENV_OPENAI_DIALECT,
+                format!("{value:?} is not one of ga, beta, azure"),
+            )),
+        }
+    }
+}
+
+fn parse_stream_token(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<StreamTokenConfig, ConfigError> {
+    let ttl = parse_duration(
+        ENV_STREAM_TOKEN_TTL,
+        &get(ENV_STREAM_TOKEN_TTL).unwrap_or_else(|| DEFAULT_STREAM_TOKEN_TTL.into()),
+    )?;
+    if ttl < Duration::from_secs(1) {
+        return Err(error(ENV_STREAM_TOKEN_TTL, "must be at least 1s"));
+    }
+    let (secret, generated) = match get(ENV_STREAM_TOKEN_SECRET) {
+        Some(secret) if secret.len() < MIN_STREAM_TOKEN_SECRET_LEN => {
+            return Err(error(
+                ENV_STREAM_TOKEN_SECRET,
+                format!(
+                    "must be at least {MIN_STREAM_TOKEN_SECRET_LEN} bytes (e.g. `openssl rand -base64 32`)"
+                ),
+            ))
+        }
+        Some(secret) => (secret, false),
+        None => (random_hex(32), true),
+    };
+    Ok(StreamTokenConfig {
+        secret: Secret::new(secret),
+        generated,
+        ttl,
+    })
+}
+
+/// A non-empty value without whitespace, at most 128 characters.
+fn single_word(variable: &'static str, value: String) -> Result<String, ConfigError> {
+    let value = value.trim().to_owned();
+    if value.chars().any(char::is_whitespace) || value.chars().count() > 128 {
+        return Err(error(
+            variable,
+            "must be one word of at most 128 characters",
+        ));
+    }
+    Ok(value)
+}
+
+fn error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    Config::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults_serve_loopback_for_a_local_run() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+    assert_eq!(c.admin_addr.to_string(), DEFAULT_ADMIN_ADDR);
+    assert_eq!(c.control_plane.url, DEFAULT_CONTROL_PLANE_URL);
+    assert_eq!(c.public_url.as_str(), DEFAULT_PUBLIC_URL);
+    assert_eq!(c.openai.url, DEFAULT_OPENAI_URL);
+    assert_eq!(c.openai.dialect, OpenAiDialect::Ga);
+    assert_eq!(c.openai.default_model, DEFAULT_OPENAI_MODEL);
+    assert_eq!(c.stream_token.ttl, Duration::from_secs(300));
+    assert_eq!(c.max_calls, 500);
+    assert_eq!(c.drain_grace, Duration::from_secs(30));
+    assert_eq!(c.fallback.message, DEFAULT_FALLBACK_MESSAGE);
+    assert_eq!(c.fallback.number, None);
+    assert_eq!(c.twilio_auth_token, None);
+    assert!(c.sidecar_id.starts_with("sidecar-"), "{}", c.sidecar_id);
+}
+
+#[test]
+fn every_variable_is_read() {
+    let c = config(&[
+        (ENV_HTTP_ADDR, "0.0.0.0:8443"),
+        (ENV_ADMIN_ADDR, "0.0.0.0:9100"),
+        (ENV_CONTROL_PLANE_URL, "http://control-plane:50051/"),
+        (ENV_PUBLIC_URL, "https://sidecar.example.com/"),
+        (ENV_TWILIO_AUTH_TOKEN, "auth"),
+        (ENV_OPENAI_API_KEY, "sk-1"),
+        (
+            ENV_OPENAI_URL,
+            "wss://r.openai.azure.com/openai/v1/realtime",
+        ),
+        (ENV_OPENAI_DIALECT, "Azure"),
+        (ENV_OPENAI_MODEL, "gpt-realtime-mini"),
+        (ENV_STREAM_TOKEN_SECRET, &"k".repeat(32)),
+        (ENV_STREAM_TOKEN_TTL, "2m"),
+        (ENV_MAX_CALLS, "40"),
+        (ENV_DRAIN_GRACE, "500ms"),
+        (ENV_API_TOKEN, "tok"),
+        (ENV_SIDECAR_ID, "sidecar-a"),
+        (ENV_FALLBACK_MESSAGE, "Please hold."),
+        (ENV_FALLBACK_NUMBER, "+14155550100"),
+        (ENV_LOG, "debug"),
+        (ENV_LOG_FORMAT, "json"),
+    ])
+    .unwrap();
+    assert_eq!(c.http_addr.port(), 8443);
+    assert_eq!(c.admin_addr.port(), 9100);
+    assert_eq!(c.control_plane.url, "http://control-plane:50051");
+    assert!(c.public_url.is_https());
+    assert_eq!(c.openai.dialect, OpenAiDialect::Azure);
+    assert_eq!(c.openai.default_model, "gpt-realtime-mini");
+    assert!(!c.stream_token.generated);
+    assert_eq!(c.stream_token.ttl, Duration::from_secs(120));
+    assert_eq!(c.max_calls, 40);
+    assert_eq!(c.drain_grace, Duration::from_millis(500));
+    assert_eq!(c.sidecar_id, "sidecar-a");
+    assert_eq!(c.fallback.number.as_deref(), Some("+14155550100"));
+    assert_eq!(c.telemetry.format, LogFormat::Json);
+    assert!(
+        c.startup_warnings().is_empty(),
+        "{:?}",
+        c.startup_warnings()
+    );
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    for (var, value) in [
+        (ENV_HTTP_ADDR, "localhost"),
+        (ENV_ADMIN_ADDR, "9090"),
+        (ENV_CONTROL_PLANE_URL, "https://cp:50051"),
+        (ENV_CONTROL_PLANE_URL, "cp:50051"),
+        (ENV_CONTROL_PLANE_URL, "http://cp:50051/path"),
+        (ENV_PUBLIC_URL, "sidecar.example.com"),
+        (ENV_PUBLIC_URL, "https://x/?a=b"),
+        (ENV_OPENAI_URL, "ftp://api.openai.com"),
+        (ENV_OPENAI_DIALECT, "gpt"),
+        (ENV_OPENAI_MODEL, "two words"),
+        (ENV_STREAM_TOKEN_SECRET, "short"),
+        (ENV_STREAM_TOKEN_TTL, "300"),
+        (ENV_STREAM_TOKEN_TTL, "0s"),
+        (ENV_MAX_CALLS, "0"),
+        (ENV_MAX_CALLS, "many"),
+        (ENV_DRAIN_GRACE, "soon"),
+        (ENV_API_TOKEN, "has space"),
+        (ENV_SIDECAR_ID, "a b"),
+        (ENV_FALLBACK_MESSAGE, "bell\u{7}"),
+        (ENV_FALLBACK_NUMBER, "555-0100"),
+        (ENV_LOG, "info,[[["),
+        (ENV_LOG_FORMAT, "xml"),
+    ] {
+        let err = config(&[(var, value)]).unwrap_err();
+        assert_eq!(err.variable, var, "{value}");
+        assert!(err.to_string().starts_with(var), "{err}");
+    }
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let c = config(&[
+        (ENV_API_TOKEN, "tok-123"),
+        (ENV_TWILIO_AUTH_TOKEN, "auth-456"),
+        (ENV_OPENAI_API_KEY, "sk-789"),
+        (
+            ENV_STREAM_TOKEN_SECRET,
+            "stream-secret-0123456789abcdefghij",
+        ),
+    ])
+    .unwrap();
+    let text = format!("{c:?}");
+    for secret in ["tok-123", "auth-456", "sk-789", "stream-secret"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert_eq!(
+        c.control_plane.api_token.as_ref().map(Secret::expose),
+        Some("tok-123")
+    );
+    let err = config(&[(ENV_STREAM_TOKEN_SECRET, "too-short-secret")]).unwrap_err();
+    assert!(!err.to_string().contains("too-short-secret"), "{err}");
+}
+
+#[test]
+fn unsafe_local_defaults_are_warned_about() {
+    let c = config(&[]).unwrap();
+    assert!(c.stream_token.generated);
+    assert_eq!(c.stream_token.secret.expose().len(), 64);
+    let warnings = c.startup_warnings().join("\n");
+    assert!(warnings.contains(ENV_TWILIO_AUTH_TOKEN), "{warnings}");
+    assert!(warnings.contains(ENV_STREAM_TOKEN_SECRET), "{warnings}");
+    assert!(warnings.contains(ENV_OPENAI_API_KEY), "{warnings}");
+    let other = config(&[]).unwrap();
+    assert_ne!(
+        c.stream_token.secret, other.stream_token.secret,
+        "each process makes its own"
+    );
+}
+
+#[test]
+fn the_sidecar_id_defaults_to_the_hostname() {
+    let c = config(&[(ENV_HOSTNAME, "sidecar-7d9f-abc")]).unwrap();
+    assert_eq!(c.sidecar_id, "sidecar-7d9f-abc");
+    let c = config(&[(ENV_HOSTNAME, "x"), (ENV_SIDECAR_ID, "chosen")]).unwrap();
+    assert_eq!(c.sidecar_id, "chosen");
+}
+
+#[test]
+fn the_test_config_is_loopback_and_checks_signatures() {
+    let c = Config::for_test();
+    assert_eq!(c.http_addr.port(), 0);
+    assert_eq!(c.admin_addr.port(), 0);
+    assert!(c.twilio_auth_token.is_some());
+    assert!(!c.stream_token.generated);
+}
