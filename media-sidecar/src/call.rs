@@ -24,11 +24,13 @@
 mod actions;
 mod core;
 mod counters;
+pub mod driver;
 pub mod outbox;
 pub mod session_config;
 
 pub use self::actions::{Actions, End, EndKind, Frames, HandoffRequest, RealtimeError};
 pub use self::core::{CallCore, CallLimits};
 pub use self::counters::{CallCounters, RejectCounts, RejectReason};
+pub use self::driver::CallDriver;
 pub use self::outbox::{Outbox, OutboxFull, OutboxLimits};
 pub use self::session_config::{session_config, SessionPlan, SkippedTool, TRANSFER_TO_HUMAN};

@@ -6,7 +6,8 @@
 //! conversation outbox; `config` reads the environment once; `token` signs per-call
 //! stream tokens; `http` serves Twilio's webhooks, the media WebSocket and the admin
 //! endpoints; `metrics` names every metric once; `drain` tracks active calls and
-//! readiness.
+//! readiness; `control` is the control-plane client and `realtime_client` opens the
+//! Realtime socket of a call; `call::driver` joins them for each call.
 
 pub mod call;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod control;
 pub mod drain;
 pub mod http;
 pub mod metrics;
+pub mod realtime_client;
 pub mod token;
 
 pub use http::{

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use switchboard_media_sidecar::call::CallDriver;
 use switchboard_media_sidecar::config::{Config, Flags};
-use switchboard_media_sidecar::http::MediaBridgeUnavailable;
 use switchboard_media_sidecar::{serve, Listeners};
 use tokio::net::TcpListener;
 
@@ -40,8 +40,7 @@ async fn main() -> ExitCode {
     ) else {
         return ExitCode::from(69);
     };
-    // The placeholder closes every media socket (1011) until the call driver replaces it.
-    let media_handler = Arc::new(MediaBridgeUnavailable);
+    let media_handler = Arc::new(CallDriver);
     match serve(config, Listeners { http, admin }, media_handler, shutdown).await {
         Ok(report) => {
             tracing::info!(calls_cut = report.cut, "stopped");

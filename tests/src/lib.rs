@@ -1,1 +1,286 @@
-//! Cross-service tests (see `tests/`).
+//! Cross-service tests: the real `control-plane` and `media-sidecar` binaries on
+//! loopback, driven by the simulators, read like the call they test.
+//!
+//! [`Harness`] starts what a test needs — a control plane (embedded store, or MongoDB
+//! when `SWITCHBOARD_TEST_MONGODB_URI` is set), a sidecar pointed at it and at an
+//! `openai-sim` — and stops every process when dropped. The binaries are the ones
+//! `cargo test --workspace` builds next to this test; [`eventually`] polls with
+//! bounded patience instead of sleeping.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
+use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
+use tonic::transport::Channel;
+
+/// Account and token the simulated Twilio signs with, and the sidecar checks.
+pub const ACCOUNT_SID: &str = "AC0000000000000000000000000000e2e0";
+pub const TWILIO_AUTH_TOKEN: &str = "e2e-twilio-auth-token";
+
+/// A binary built by this workspace, next to the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or build the binaries first)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// A child process killed on drop, its output kept in a file for failures.
+#[derive(Debug)]
+pub struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `binary` with a clean environment plus `env`, and waits until `ready`
+    /// accepts TCP connections.
+    pub fn start(
+        name: &'static str,
+        env: &[(&str, String)],
+        ready: SocketAddr,
+        dir: &std::path::Path,
+    ) -> Process {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(binary(name));
+        command
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut process = Process { name, child, log };
+        process.wait_for(ready);
+        process
+    }
+
+    fn wait_for(&mut self, addr: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(addr).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited with {status}:\n{}", self.name, self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not listen on {addr}:\n{}", self.name, self.output());
+    }
+
+    /// What the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Kills the process at once (a crash, as far as its peers can tell).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Where the control plane keeps its records.
+#[derive(Debug, Clone)]
+pub enum StoreKind {
+    Embedded,
+    /// A MongoDB URI; each harness uses a database of its own.
+    Mongo(String),
+}
+
+impl StoreKind {
+    /// MongoDB when the test environment provides one, else the embedded store.
+    #[allow(clippy::disallowed_methods)] // the test harness reads its environment
+    pub fn from_env() -> StoreKind {
+        match std::env::var("SWITCHBOARD_TEST_MONGODB_URI") {
+            Ok(uri) if !uri.is_empty() => StoreKind::Mongo(uri),
+            _ => StoreKind::Embedded,
+        }
+    }
+}
+
+/// A control plane and a sidecar on loopback, talking to an OpenAI simulator.
+#[derive(Debug)]
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub control_plane: Process,
+    pub control_plane_addr: SocketAddr,
+    pub control_plane_env: Vec<(&'static str, String)>,
+    pub sidecar: Process,
+    pub sidecar_http: SocketAddr,
+    pub sidecar_admin: SocketAddr,
+    channel: Channel,
+}
+
+impl Harness {
+    /// Starts both services; the sidecar reaches the Realtime API at `openai_url`
+    /// (`ws://…/v1/realtime`) and, when given, the control plane reaches Twilio's REST
+    /// API at `twilio_api_url`.
+    pub async fn start(
+        store: StoreKind,
+        openai_url: &str,
+        twilio_api_url: Option<&str>,
+    ) -> Harness {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let control_plane_addr = free_addr();
+        let store_value = match &store {
+            StoreKind::Embedded => dir.path().join("data").display().to_string(),
+            StoreKind::Mongo(uri) => format!(
+                "{}/e2e_{}",
+                uri.trim_end_matches('/'),
+                uuid::Uuid::now_v7().simple()
+            ),
+        };
+        let mut control_plane_env = vec![
+            ("SWITCHBOARD_GRPC_ADDR", control_plane_addr.to_string()),
+            ("SWITCHBOARD_STORE", store_value),
+            ("SWITCHBOARD_LOG", "info".to_owned()),
+            ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
+            ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+        ];
+        if let Some(url) = twilio_api_url {
+            control_plane_env.push(("SWITCHBOARD_TWILIO_API_URL", url.to_owned()));
+        }
+        let control_plane = Process::start(
+            "control-plane",
+            &control_plane_env,
+            control_plane_addr,
+            dir.path(),
+        );
+
+        let sidecar_http = free_addr();
+        let sidecar_admin = free_addr();
+        let sidecar_env = [
+            ("SWITCHBOARD_HTTP_ADDR", sidecar_http.to_string()),
+            ("SWITCHBOARD_ADMIN_ADDR", sidecar_admin.to_string()),
+            (
+                "SWITCHBOARD_CONTROL_PLANE_URL",
+                format!("http://{control_plane_addr}"),
+            ),
+            ("SWITCHBOARD_PUBLIC_URL", format!("http://{sidecar_http}")),
+            ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
+            ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+            ("OPENAI_API_KEY", "e2e-openai-key".to_owned()),
+            ("SWITCHBOARD_OPENAI_URL", openai_url.to_owned()),
+            (
+                "SWITCHBOARD_STREAM_TOKEN_SECRET",
+                "e2e-stream-token-secret-of-32-bytes-or-more".to_owned(),
+            ),
+            ("SWITCHBOARD_DRAIN_GRACE", "20s".to_owned()),
+            ("SWITCHBOARD_SIDECAR_ID", "sidecar-e2e".to_owned()),
+            ("SWITCHBOARD_LOG", "info".to_owned()),
+        ];
+        let sidecar = Process::start("media-sidecar", &sidecar_env, sidecar_http, dir.path());
+        let channel = Channel::from_shared(format!("http://{control_plane_addr}"))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("the control plane accepts connections");
+        Harness {
+            dir,
+            control_plane,
+            control_plane_addr,
+            control_plane_env,
+            sidecar,
+            sidecar_http,
+            sidecar_admin,
+            channel,
+        }
+    }
+
+    /// The sidecar's voice webhook, as Twilio would be configured with it.
+    pub fn voice_url(&self) -> String {
+        format!("http://{}/api/twilio/voice", self.sidecar_http)
+    }
+
+    pub fn agents(&self) -> AgentSettingsServiceClient<Authorized> {
+        AgentSettingsServiceClient::with_interceptor(self.channel.clone(), authorize as Authorize)
+    }
+
+    pub fn sessions(&self) -> CallSessionServiceClient<Authorized> {
+        CallSessionServiceClient::with_interceptor(self.channel.clone(), authorize as Authorize)
+    }
+
+    /// Logs of both services, for a failing assertion's message.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- control-plane ---\n{}\n--- media-sidecar ---\n{}",
+            self.control_plane.output(),
+            self.sidecar.output()
+        )
+    }
+}
+
+type Authorize = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// A channel to the control plane carrying the harness's API token.
+pub type Authorized = tonic::service::interceptor::InterceptedService<Channel, Authorize>;
+
+fn authorize(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let token = tonic::metadata::MetadataValue::from_static("Bearer e2e-api-token");
+    request.metadata_mut().insert("authorization", token);
+    Ok(request)
+}
+
+/// Polls `probe` until it yields a value, for at most `patience`.
+pub async fn eventually<T, F, Fut>(patience: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
