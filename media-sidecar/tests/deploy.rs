@@ -1,0 +1,62 @@
+//! deploy/ must speak the names `config.rs` reads: a renamed variable fails here, not
+//! in a cluster.
+
+use switchboard_media_sidecar::config as c;
+
+#[test]
+fn every_variable_in_the_manifests_is_one_the_sidecar_reads() {
+    let known = [
+        c::ENV_HTTP_ADDR,
+        c::ENV_ADMIN_ADDR,
+        c::ENV_CONTROL_PLANE_URL,
+        c::ENV_PUBLIC_URL,
+        c::ENV_TWILIO_AUTH_TOKEN,
+        c::ENV_OPENAI_API_KEY,
+        c::ENV_OPENAI_URL,
+        c::ENV_OPENAI_DIALECT,
+        c::ENV_OPENAI_MODEL,
+        c::ENV_STREAM_TOKEN_SECRET,
+        c::ENV_STREAM_TOKEN_TTL,
+        c::ENV_MAX_CALLS,
+        c::ENV_DRAIN_GRACE,
+        c::ENV_API_TOKEN,
+        c::ENV_SIDECAR_ID,
+        c::ENV_FALLBACK_MESSAGE,
+        c::ENV_FALLBACK_NUMBER,
+        c::ENV_LOG,
+        c::ENV_LOG_FORMAT,
+    ];
+    let manifest = include_str!("../../deploy/kubernetes/media-sidecar.yaml");
+    let mut seen = 0;
+    for line in manifest.lines() {
+        let trimmed = line
+            .trim_start()
+            .trim_start_matches("- ")
+            .trim_start_matches('{');
+        let Some(rest) = trimmed.strip_prefix("name: ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|ch| ch.is_ascii_uppercase() || *ch == '_')
+            .collect();
+        if name.starts_with("SWITCHBOARD_")
+            || name.starts_with("TWILIO_")
+            || name.starts_with("OPENAI_")
+        {
+            assert!(
+                known.contains(&name.as_str()),
+                "deploy/ sets {name}, which the sidecar does not read"
+            );
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 10,
+        "expected the manifest to configure the sidecar, found {seen} variables"
+    );
+    assert!(
+        manifest.contains(switchboard_media_sidecar::metrics::ACTIVE_CALLS),
+        "the autoscaler scales on the active-calls gauge"
+    );
+}
