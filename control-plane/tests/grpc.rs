@@ -86,6 +86,24 @@ impl TestServer {
         CallSessionServiceClient::new(self.channel.clone())
     }
 
+    /// The session once it has reached `status` (bounded patience).
+    async fn wait_for_status(&self, id: &str, status: pb::CallStatus) -> pb::CallSession {
+        let sessions = self.sessions();
+        eventually(|| {
+            let mut sessions = sessions.clone();
+            let id = id.to_owned();
+            async move {
+                let s = sessions
+                    .get_call_session(pb::GetCallSessionRequest { id })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                (s.status == status as i32).then_some(s)
+            }
+        })
+        .await
+    }
+
     fn calls(&self) -> CallChannelServiceClient<Channel> {
         CallChannelServiceClient::new(self.channel.clone())
     }
@@ -666,20 +684,7 @@ async fn status_updates_on_the_stream_end_the_call() {
         })),
     })
     .await;
-    let sessions = server.sessions();
-    let ended = eventually(|| {
-        let mut sessions = sessions.clone();
-        let id = s.id.clone();
-        async move {
-            let s = sessions
-                .get_call_session(pb::GetCallSessionRequest { id })
-                .await
-                .unwrap()
-                .into_inner();
-            (s.status == pb::CallStatus::Failed as i32).then_some(s)
-        }
-    })
-    .await;
+    let ended = server.wait_for_status(&s.id, pb::CallStatus::Failed).await;
     assert_eq!(ended.end_reason, "openai_unavailable");
     assert_eq!(ended.error.unwrap().code, "openai.unavailable");
 }
@@ -1133,20 +1138,9 @@ async fn when_the_ai_is_unavailable_the_call_is_redirected_to_the_agents_fallbac
     })
     .await;
 
-    let sessions = server.sessions();
-    let ended = eventually(|| {
-        let mut sessions = sessions.clone();
-        let id = s.id.clone();
-        async move {
-            let s = sessions
-                .get_call_session(pb::GetCallSessionRequest { id })
-                .await
-                .unwrap()
-                .into_inner();
-            (s.status == pb::CallStatus::HandedOff as i32).then_some(s)
-        }
-    })
-    .await;
+    let ended = server
+        .wait_for_status(&s.id, pb::CallStatus::HandedOff)
+        .await;
     assert_eq!(ended.end_reason, "ai_unavailable");
     assert_eq!(ended.error.unwrap().code, "openai.unavailable");
 
