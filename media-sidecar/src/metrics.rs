@@ -294,6 +294,11 @@ impl Metrics {
         self.frames_rejected[reason as usize].inc();
     }
 
+    /// The counter of frames rejected for `reason` (to add a call's counts at once).
+    pub fn frames_rejected(&self, reason: RejectReason) -> &Counter {
+        &self.frames_rejected[reason as usize]
+    }
+
     /// Counts one barge-in.
     pub fn barge_in(&self) {
         self.barge_ins.inc();
@@ -365,6 +370,19 @@ impl Direction {
         match self {
             Direction::TwilioToOpenAi => "twilio_to_openai",
             Direction::OpenAiToTwilio => "openai_to_twilio",
+        }
+    }
+}
+
+/// A call's finer reasons (`call::RejectReason`) grouped under the exported labels.
+impl From<crate::call::RejectReason> for RejectReason {
+    fn from(reason: crate::call::RejectReason) -> Self {
+        use crate::call::RejectReason as Call;
+        match reason {
+            Call::TooLarge => RejectReason::Oversized,
+            Call::InvalidJson | Call::MissingField | Call::InvalidField => RejectReason::Malformed,
+            Call::UnknownEvent => RejectReason::UnknownEvent,
+            Call::WrongStream | Call::Unexpected => RejectReason::Unexpected,
         }
     }
 }
@@ -475,6 +493,27 @@ mod tests {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_calls_reject_reasons_are_exported_under_the_metric_labels() {
+        use crate::call::RejectReason as Call;
+        let metrics = Metrics::new();
+        for reason in Call::ALL {
+            metrics.frames_rejected(reason.into()).inc();
+        }
+        let text = metrics.encode().unwrap();
+        for (label, count) in [
+            ("malformed", 3),
+            ("oversized", 1),
+            ("binary", 0),
+            ("unknown_event", 1),
+            ("unexpected", 2),
+        ] {
+            let line =
+                format!(r#"switchboard_sidecar_frames_rejected_total{{reason="{label}"}} {count}"#);
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ use tonic::transport::Channel;
 /// Account and token the simulated Twilio signs with, and the sidecar checks.
 pub const ACCOUNT_SID: &str = "AC0000000000000000000000000000e2e0";
 pub const TWILIO_AUTH_TOKEN: &str = "e2e-twilio-auth-token";
+/// The secret the sidecar signs its per-call stream tokens with.
+pub const STREAM_TOKEN_SECRET: &str = "e2e-stream-token-secret-of-32-bytes-or-more";
 
 /// A binary built by this workspace, next to the running test.
 pub fn binary(name: &str) -> PathBuf {
@@ -61,7 +63,12 @@ impl Process {
         dir: &std::path::Path,
     ) -> Process {
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
+        // Appended to: a restarted process keeps the log of its previous run.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let mut command = Command::new(binary(name));
         command
             .env_clear()
@@ -100,9 +107,7 @@ impl Process {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        self.signal_terminate();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -111,6 +116,18 @@ impl Process {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Sends SIGTERM and returns at once; [`Process::exit_status`] tells when it exited.
+    pub fn signal_terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// The exit status once the process has exited; `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Kills the process at once (a crash, as far as its peers can tell).
@@ -145,6 +162,18 @@ impl StoreKind {
     }
 }
 
+/// What a harness starts with beyond the defaults. Extra variables come after the
+/// harness's own, so they also override them.
+#[derive(Debug, Clone, Default)]
+pub struct HarnessOptions {
+    /// Where the control plane reaches Twilio's REST API.
+    pub twilio_api_url: Option<String>,
+    /// More control-plane environment (e.g. `SWITCHBOARD_DEFAULT_AGENT_ID`).
+    pub control_plane_env: Vec<(&'static str, String)>,
+    /// More sidecar environment (e.g. `SWITCHBOARD_FALLBACK_NUMBER`).
+    pub sidecar_env: Vec<(&'static str, String)>,
+}
+
 /// A control plane and a sidecar on loopback, talking to an OpenAI simulator.
 #[derive(Debug)]
 pub struct Harness {
@@ -167,6 +196,19 @@ impl Harness {
         openai_url: &str,
         twilio_api_url: Option<&str>,
     ) -> Harness {
+        let options = HarnessOptions {
+            twilio_api_url: twilio_api_url.map(str::to_owned),
+            ..HarnessOptions::default()
+        };
+        Harness::start_with(store, openai_url, options).await
+    }
+
+    /// [`Harness::start`] with more settings.
+    pub async fn start_with(
+        store: StoreKind,
+        openai_url: &str,
+        options: HarnessOptions,
+    ) -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
         let control_plane_addr = free_addr();
         let store_value = match &store {
@@ -185,9 +227,10 @@ impl Harness {
             ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
             ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
         ];
-        if let Some(url) = twilio_api_url {
-            control_plane_env.push(("SWITCHBOARD_TWILIO_API_URL", url.to_owned()));
+        if let Some(url) = options.twilio_api_url {
+            control_plane_env.push(("SWITCHBOARD_TWILIO_API_URL", url));
         }
+        control_plane_env.extend(options.control_plane_env);
         let control_plane = Process::start(
             "control-plane",
             &control_plane_env,
@@ -197,7 +240,7 @@ impl Harness {
 
         let sidecar_http = free_addr();
         let sidecar_admin = free_addr();
-        let sidecar_env = [
+        let mut sidecar_env = vec![
             ("SWITCHBOARD_HTTP_ADDR", sidecar_http.to_string()),
             ("SWITCHBOARD_ADMIN_ADDR", sidecar_admin.to_string()),
             (
@@ -211,12 +254,13 @@ impl Harness {
             ("SWITCHBOARD_OPENAI_URL", openai_url.to_owned()),
             (
                 "SWITCHBOARD_STREAM_TOKEN_SECRET",
-                "e2e-stream-token-secret-of-32-bytes-or-more".to_owned(),
+                STREAM_TOKEN_SECRET.to_owned(),
             ),
             ("SWITCHBOARD_DRAIN_GRACE", "20s".to_owned()),
             ("SWITCHBOARD_SIDECAR_ID", "sidecar-e2e".to_owned()),
             ("SWITCHBOARD_LOG", "info".to_owned()),
         ];
+        sidecar_env.extend(options.sidecar_env);
         let sidecar = Process::start("media-sidecar", &sidecar_env, sidecar_http, dir.path());
         let channel = Channel::from_shared(format!("http://{control_plane_addr}"))
             .expect("valid uri")
@@ -235,6 +279,29 @@ impl Harness {
         }
     }
 
+    /// Kills the control plane at once (a crash, as far as the sidecar can tell).
+    pub fn kill_control_plane(&mut self) {
+        self.control_plane.kill();
+    }
+
+    /// Starts the control plane again with `control_plane_env` (same address, same
+    /// store), after [`Harness::kill_control_plane`]; waits until it listens.
+    pub fn start_control_plane(&mut self) {
+        self.control_plane.kill();
+        self.control_plane = Process::start(
+            "control-plane",
+            &self.control_plane_env,
+            self.control_plane_addr,
+            self.dir.path(),
+        );
+    }
+
+    /// Kills the control plane and starts it again (same env, port and store).
+    pub fn restart_control_plane(&mut self) {
+        self.kill_control_plane();
+        self.start_control_plane();
+    }
+
     /// The sidecar's voice webhook, as Twilio would be configured with it.
     pub fn voice_url(&self) -> String {
         format!("http://{}/api/twilio/voice", self.sidecar_http)
@@ -246,6 +313,38 @@ impl Harness {
 
     pub fn sessions(&self) -> CallSessionServiceClient<Authorized> {
         CallSessionServiceClient::with_interceptor(self.channel.clone(), authorize as Authorize)
+    }
+
+    /// `GET path` on the sidecar's admin listener (`/readyz`, `/metrics`, …): the status
+    /// and body, or `None` when it does not answer.
+    pub async fn sidecar_admin_get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://{}{path}", self.sidecar_admin);
+        let response = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// The value of one series on the sidecar's `/metrics`, named as printed there
+    /// (`switchboard_sidecar_calls_total{outcome="completed"}`); `None` when absent.
+    pub async fn sidecar_metric(&self, series: &str) -> Option<f64> {
+        let (_, metrics) = self.sidecar_admin_get("/metrics").await?;
+        metrics.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
+    /// The sidecar's active-calls gauge, read from `/metrics`.
+    pub async fn sidecar_active_calls(&self) -> Option<u64> {
+        let value = self
+            .sidecar_metric("switchboard_sidecar_active_calls")
+            .await?;
+        Some(value as u64)
     }
 
     /// Logs of both services, for a failing assertion's message.

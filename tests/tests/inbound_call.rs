@@ -29,7 +29,19 @@ fn agent() -> pb::AgentSettings {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_inbound_call_is_answered_logged_in_order_and_completed() {
+async fn an_inbound_call_is_answered_logged_in_order_and_completed_on_the_embedded_store() {
+    inbound_call_on(StoreKind::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_call_is_answered_logged_in_order_and_completed_on_mongodb() {
+    match StoreKind::from_env() {
+        store @ StoreKind::Mongo(_) => inbound_call_on(store).await,
+        StoreKind::Embedded => eprintln!("note: SWITCHBOARD_TEST_MONGODB_URI is not set; the other e2e tests ran on the embedded store"),
+    }
+}
+
+async fn inbound_call_on(store: StoreKind) {
     let script = Script {
         turns: vec![Turn {
             caller: "Hello, is this Acme?".into(),

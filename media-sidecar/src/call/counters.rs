@@ -22,6 +22,9 @@ pub enum RejectReason {
     UnknownEvent,
     /// A Twilio frame for another stream (`streamSid` differs from `start`'s).
     WrongStream,
+    /// A known Twilio message where the stream does not allow it: anything but
+    /// `connected` before `start`, or a second `connected` or `start`.
+    Unexpected,
 }
 
 /// Rejected frames of one peer, per [`RejectReason`].
@@ -67,17 +70,18 @@ pub struct CallCounters {
 
 impl RejectReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::TooLarge,
         Self::InvalidJson,
         Self::MissingField,
         Self::InvalidField,
         Self::UnknownEvent,
         Self::WrongStream,
+        Self::Unexpected,
     ];
 
-    /// The metric label: `too_large`, `invalid_json`, `missing_field`, `invalid_field`,
-    /// `unknown_event`, `wrong_stream`.
+    /// The label: `too_large`, `invalid_json`, `missing_field`, `invalid_field`,
+    /// `unknown_event`, `wrong_stream`, `unexpected`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::TooLarge => "too_large",
@@ -86,6 +90,7 @@ impl RejectReason {
             Self::InvalidField => "invalid_field",
             Self::UnknownEvent => "unknown_event",
             Self::WrongStream => "wrong_stream",
+            Self::Unexpected => "unexpected",
         }
     }
 
@@ -97,6 +102,7 @@ impl RejectReason {
             Self::InvalidField => 3,
             Self::UnknownEvent => 4,
             Self::WrongStream => 5,
+            Self::Unexpected => 6,
         }
     }
 }

@@ -279,6 +279,7 @@ async fn run(media: MediaSocket) -> CallOutcome {
         ended_at: None,
         fallback_sent: false,
         counted: Default::default(),
+        counted_rejects: Default::default(),
     };
     call.carry_out(&mut out).await;
     call.relay(&mut core, &mut out, &mut twilio_rx, &mut openai_rx)
@@ -307,6 +308,8 @@ struct Relay<'a> {
     fallback_sent: bool,
     /// Frames already added to the metrics: (caller, assistant).
     counted: (u64, u64),
+    /// Rejected Twilio frames already added to the metrics.
+    counted_rejects: super::RejectCounts,
 }
 
 impl Relay<'_> {
@@ -320,13 +323,16 @@ impl Relay<'_> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut twilio_open = true;
+        // Each input is stamped when it arrives, not when the loop began waiting for it:
+        // the barge-in math subtracts these times (mark echo → `speech_started`), and a
+        // stamp taken before an idle wait is early by that wait.
+        let clock = self.clock;
         loop {
             out.clear();
-            let now = self.clock.now_ms();
             tokio::select! {
                 biased;
                 message = next_control(&mut self.control) => match message {
-                    Ok(Some(message)) => core.on_control(message, now, out),
+                    Ok(Some(message)) => core.on_control(message, clock.now_ms(), out),
                     Ok(None) | Err(_) => {
                         if let Err(status) = &message {
                             tracing::warn!(code = ?status.code(), "control stream broke: {}", status.message());
@@ -339,35 +345,35 @@ impl Relay<'_> {
                     self.reconnect(core, out).await;
                 }
                 message = twilio_rx.next(), if twilio_open => match message {
-                    Some(Ok(Message::Text(text))) => core.on_twilio_text(text.as_str(), now, out),
+                    Some(Ok(Message::Text(text))) => core.on_twilio_text(text.as_str(), clock.now_ms(), out),
                     Some(Ok(Message::Binary(_))) => {
                         self.state.metrics.frame_rejected(crate::metrics::RejectReason::Binary);
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                         twilio_open = false;
-                        core.on_twilio_closed("twilio closed the media stream", now, out);
+                        core.on_twilio_closed("twilio closed the media stream", clock.now_ms(), out);
                     }
                 },
                 message = next_openai(openai_rx) => match message {
-                    Some(Ok(WsMessage::Text(text))) => core.on_openai_text(text.as_str(), now, out),
+                    Some(Ok(WsMessage::Text(text))) => core.on_openai_text(text.as_str(), clock.now_ms(), out),
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) | WsMessage::Binary(_))) => {}
                     Some(Ok(WsMessage::Close(frame))) => {
                         *openai_rx = None;
                         let detail = frame.map_or_else(|| "closed".to_owned(), |f| format!("closed ({}): {}", u16::from(f.code), f.reason));
-                        core.on_openai_closed(&detail, now, out);
+                        core.on_openai_closed(&detail, clock.now_ms(), out);
                     }
                     Some(Err(e)) => {
                         *openai_rx = None;
-                        core.on_openai_closed(&format!("socket error: {e}"), now, out);
+                        core.on_openai_closed(&format!("socket error: {e}"), clock.now_ms(), out);
                     }
                     None => {
                         *openai_rx = None;
-                        core.on_openai_closed("socket ended", now, out);
+                        core.on_openai_closed("socket ended", clock.now_ms(), out);
                     }
                 },
                 _ = tick.tick() => {
-                    core.on_tick(now, out);
+                    core.on_tick(clock.now_ms(), out);
                     self.report_frames(core);
                 }
             }
@@ -509,7 +515,8 @@ impl Relay<'_> {
         }
     }
 
-    /// Adds the frames relayed since the last report to the metrics.
+    /// Adds the frames relayed and the Twilio frames rejected since the last report to
+    /// the metrics.
     fn report_frames(&mut self, core: &CallCore) {
         let counters = core.counters();
         let (caller, assistant) = (counters.caller_frames, counters.assistant_frames);
@@ -522,6 +529,17 @@ impl Relay<'_> {
             .frames_relayed(Direction::OpenAiToTwilio)
             .inc_by(assistant - self.counted.1.min(assistant));
         self.counted = (caller, assistant);
+        let rejected = counters.twilio_rejected;
+        for (reason, count) in rejected.iter() {
+            let new = count - self.counted_rejects.get(reason).min(count);
+            if new > 0 {
+                self.state
+                    .metrics
+                    .frames_rejected(reason.into())
+                    .inc_by(new);
+            }
+        }
+        self.counted_rejects = rejected;
     }
 }
 

@@ -5,12 +5,15 @@
 //! shape (400), the upgrade's `x-twilio-signature` when present — over the `wss://` (or,
 //! for an http public URL, `ws://`) URL rebuilt from `SWITCHBOARD_PUBLIC_URL` and the
 //! path, with no parameters (PROTOCOLS §1.5) — (403 on mismatch), and that the replica
-//! is not draining (503). The socket gets small buffers (8 KiB read and write, 64 KiB
-//! per message): Twilio's frames are about 400 bytes and a replica holds hundreds of
-//! calls. The accepted socket is handed to the [`MediaHandler`] on its own task, and the
-//! call counts as active with the drain for exactly as long as the handler's future runs
-//! (the guard wraps the future, so it cannot be dropped early by a handler that only
-//! uses some of [`MediaSocket`]'s fields).
+//! is not draining (503). The socket gets small buffers (8 KiB read and write):
+//! Twilio's frames are about 400 bytes and a replica holds hundreds of calls. Messages
+//! may be larger than the codec's limit (`MAX_FRAME_BYTES`, 64 KiB), up to
+//! [`MAX_MESSAGE_SIZE`], so that an oversized frame reaches the call, which counts and
+//! skips it while the call goes on; only a message beyond that ends the socket. The
+//! accepted socket is handed to the [`MediaHandler`] on its own task, and the call counts
+//! as active with the drain for exactly as long as the handler's future runs (the guard
+//! wraps the future, so it cannot be dropped early by a handler that only uses some of
+//! [`MediaSocket`]'s fields).
 //!
 //! The stream token (`start.customParameters.token`) is verified by the handler, since
 //! it only arrives in the first frames.
@@ -32,8 +35,10 @@ use crate::metrics::{CallOutcome, WebhookRoute};
 pub const READ_BUFFER_SIZE: usize = 8 * 1024;
 /// Write buffer of a media socket.
 pub const WRITE_BUFFER_SIZE: usize = 8 * 1024;
-/// Largest message (and frame) accepted on a media socket.
-pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// Largest message (and frame) accepted on a media socket: four times what the codec
+/// accepts, so that a frame the codec refuses as too large is counted and skipped by the
+/// call rather than breaking its socket.
+pub const MAX_MESSAGE_SIZE: usize = 4 * switchboard_twilio::media_stream::MAX_FRAME_BYTES;
 /// Longest call id accepted in the path.
 pub const MAX_CALL_ID_LEN: usize = 64;
 
@@ -208,6 +213,18 @@ fn check_upgrade_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_takes_frames_the_codec_refuses_as_too_large() {
+        // Otherwise an oversized frame ends the call instead of being counted and skipped.
+        const _: () = assert!(MAX_MESSAGE_SIZE > switchboard_twilio::media_stream::MAX_FRAME_BYTES);
+        let frame = " ".repeat(switchboard_twilio::media_stream::MAX_FRAME_BYTES + 1);
+        assert!(frame.len() <= MAX_MESSAGE_SIZE);
+        assert!(matches!(
+            switchboard_twilio::media_stream::parse_inbound(&frame),
+            Err(switchboard_twilio::media_stream::ParseError::TooLarge { .. })
+        ));
+    }
 
     #[test]
     fn call_ids_are_plain_words() {

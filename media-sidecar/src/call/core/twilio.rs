@@ -5,7 +5,9 @@
 //! allocation, no logging. Until the OpenAI session is configured, caller frames wait in
 //! a small buffer (never appended before `session.update`, PROTOCOLS §6). `mark` echoes
 //! feed the playback tracker; `dtmf` becomes a NOTE item; `stop` ends the call. Malformed,
-//! oversized, unknown and foreign-stream frames are counted by reason and skipped.
+//! oversized, unknown and foreign-stream frames are counted by reason and skipped, and so
+//! are frames out of the stream's order (anything but `connected` before `start`, a second
+//! `connected` or `start`).
 
 use std::collections::BTreeMap;
 
@@ -45,8 +47,8 @@ impl CallCore {
     /// `media` → `input_audio_buffer.append` with the payload untouched; `mark` → the
     /// playback tracker; `dtmf` → a NOTE item; `stop` → the end of the call (completed,
     /// `caller_hung_up`; handed off if a transfer is in progress); `start` → the stream's
-    /// ids and custom parameters. Anything unreadable is counted in
-    /// `CallCounters::twilio_rejected` and skipped.
+    /// ids and custom parameters. Anything unreadable, or out of the stream's order, is
+    /// counted in `CallCounters::twilio_rejected` and skipped.
     pub fn on_twilio_text(&mut self, text: &str, now_ms: u64, out: &mut Actions) {
         let message = match parse_inbound(text) {
             Ok(message) => message,
@@ -63,6 +65,17 @@ impl CallCore {
                     .record(RejectReason::WrongStream);
                 return;
             }
+        }
+        let in_order = match message {
+            InboundMessage::Connected(_) | InboundMessage::Start(_) => !self.stream.started,
+            InboundMessage::Unknown { .. } => true,
+            _ => self.stream.started,
+        };
+        if !in_order {
+            self.counters
+                .twilio_rejected
+                .record(RejectReason::Unexpected);
+            return;
         }
         if self.ended.is_some() {
             return;

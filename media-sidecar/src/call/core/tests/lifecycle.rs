@@ -240,6 +240,45 @@ fn malformed_twilio_frames_are_counted_and_skipped() {
 }
 
 #[test]
+fn twilio_frames_out_of_the_streams_order_are_counted_and_skipped() {
+    let mut call = Call::new(agent(), Dialect::Ga);
+    call.openai(SESSION_CREATED, 0);
+    let media = recorded("media")[0].frame;
+    let start = recorded("start")[0].frame;
+    let connected = recorded("connected")[0].frame;
+    let stop = recorded("stop")[0].frame;
+    // Before `start`: only `connected` belongs.
+    assert!(call.twilio(connected, 1).is_empty());
+    for frame in [media, stop] {
+        assert!(call.twilio(frame, 2).is_empty(), "{frame:.60}");
+    }
+    assert!(!call.core.is_ended(), "a stop before start ends nothing");
+    call.twilio(start, 3);
+    let other_start = start.replace(STREAM_SID, "MZ00000000000000000000000000000000");
+    for frame in [start, other_start.as_str(), connected] {
+        assert!(call.twilio(frame, 4).is_empty(), "{frame:.60}");
+    }
+    let rejected = &call.core.counters().twilio_rejected;
+    assert_eq!(rejected.get(RejectReason::Unexpected), 4, "{rejected:?}");
+    assert_eq!(
+        rejected.total(),
+        4 + 1,
+        "the foreign start is also another stream's"
+    );
+    assert_eq!(call.core.stream_sid(), STREAM_SID, "the first start holds");
+    assert_eq!(
+        call.twilio(media, 20).to_openai.len(),
+        1,
+        "the call goes on"
+    );
+    assert_eq!(
+        call.core.counters().caller_frames,
+        1,
+        "the early frame was not relayed"
+    );
+}
+
+#[test]
 fn unknown_and_malformed_openai_events_are_counted_and_skipped() {
     let mut call = Call::started(agent(), Dialect::Ga);
     for event in [

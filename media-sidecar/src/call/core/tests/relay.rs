@@ -67,6 +67,7 @@ fn the_start_up_buffer_is_bounded_and_counts_what_it_drops() {
         ..CallLimits::default()
     };
     let mut call = Call::with_config(config(agent(), 0), Dialect::Ga, limits);
+    call.twilio(recorded("start")[0].frame, 2);
     let media = recorded("media");
     for frame in &media[..3] {
         call.twilio(frame.frame, frame.t_ms);

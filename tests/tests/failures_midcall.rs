@@ -1,0 +1,398 @@
+//! Faults in the middle of a call (ARCHITECTURE, "What each part promises under
+//! faults"): OpenAI refusing or dropping the socket sends the live call to the agent's
+//! fallback through Twilio's REST API, and a control plane killed and restarted during a
+//! call loses and duplicates no conversation item while the audio goes on.
+//!
+//! Refusals at the edge are in `failures.rs`.
+
+mod failures_support;
+
+use std::time::Duration;
+
+use failures_support::{agent, agent_session_where, create_agent, openai_sim, realtime_url};
+use switchboard_proto::v1 as pb;
+use switchboard_sim::openai::{Fault, Reply, Script, Trigger, Turn};
+use switchboard_sim::twilio::document::DialTarget;
+use switchboard_sim::twilio::{
+    AudioSource, CallEnd, CallRecord, CallSpec, Caller, FakeTwilio, RestConfig, StreamEnd,
+    TalkScript, Verb,
+};
+use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+
+/// Said by the control plane when an agent has no fallback message of its own.
+const CONTROL_PLANE_APOLOGY: &str =
+    "We are sorry, but we cannot take your call right now. Please try again later.";
+
+/// The fake Twilio REST API, served on loopback; returns it and its base URL.
+async fn fake_twilio() -> (FakeTwilio, String) {
+    let fake = FakeTwilio::new(RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the fake twilio");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(fake.clone().serve(listener, std::future::pending()));
+    (fake, url)
+}
+
+/// An inbound call to `number` through the sidecar's voice webhook.
+fn inbound(harness: &Harness, number: &str, talk: TalkScript) -> CallSpec {
+    let mut spec =
+        CallSpec::inbound(harness.voice_url(), ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
+    spec.to = number.into();
+    spec
+}
+
+/// Waits (bounded) for a simulated call to end.
+async fn finished(caller: &Caller, harness: &Harness) -> CallRecord {
+    match tokio::time::timeout(Duration::from_secs(40), caller.finished()).await {
+        Ok(record) => record,
+        Err(_) => panic!(
+            "the call did not end: {:?}\n{}",
+            caller.record(),
+            harness.logs()
+        ),
+    }
+}
+
+/// The `Twiml` of the fake's one redirect of `call_sid`.
+fn redirect_twiml(fake: &FakeTwilio, call_sid: &str) -> String {
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call_sid}.json");
+    let updates: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .collect();
+    let [update] = updates.as_slice() else {
+        panic!("one update of {call_sid} expected: {:?}", fake.requests());
+    };
+    assert!(update.authorized && update.status == 200, "{update:?}");
+    update
+        .params
+        .iter()
+        .find(|(key, _)| key == "Twiml")
+        .map(|(_, twiml)| twiml.clone())
+        .unwrap_or_else(|| panic!("no Twiml in {update:?}"))
+}
+
+/// The verbs the call ran after its media stream: what the redirect made it do.
+fn verbs_after_stream(record: &CallRecord) -> Vec<Verb> {
+    let connect = record
+        .verbs
+        .iter()
+        .position(|verb| matches!(verb, Verb::Connect { .. }))
+        .unwrap_or_else(|| panic!("no <Connect>: {record:?}"));
+    record.verbs[connect + 1..].to_vec()
+}
+
+/// Checks the record of a call the control plane redirected to `twiml`.
+fn assert_redirected(record: &CallRecord, twiml: &str) {
+    let stream = record
+        .stream()
+        .unwrap_or_else(|| panic!("no stream: {record:?}"));
+    assert_eq!(stream.end, Some(StreamEnd::Redirected), "{record:?}");
+    let last = record.documents.last().expect("documents");
+    assert_eq!((last.origin, last.twiml.as_str()), ("update", twiml));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_openai_refuses_the_live_call_is_transferred_to_the_agents_fallback() {
+    const NUMBER: &str = "+14155550321";
+    const MESSAGE: &str = "Our assistant is unavailable. A colleague will take your call.";
+    let openai = openai_sim(Script::default(), vec![Fault::Refuse { status: 503 }]).await;
+    let (fake, rest_url) = fake_twilio().await;
+    let harness = Harness::start(
+        StoreKind::from_env(),
+        &realtime_url(&openai),
+        Some(&rest_url),
+    )
+    .await;
+    let mut settings = agent("Transfers", NUMBER);
+    settings.fallback = Some(pb::Fallback {
+        message: MESSAGE.into(),
+        action: pb::fallback::Action::Transfer.into(),
+    });
+    settings.handoff_target = Some(pb::HandoffTarget {
+        target: Some(pb::handoff_target::Target::ConferenceName(
+            "support-room".into(),
+        )),
+    });
+    let agent_id = create_agent(&harness, settings).await;
+
+    let caller = fake.place_inbound_call(inbound(
+        &harness,
+        NUMBER,
+        TalkScript::saying(AudioSource::hello_en()),
+    ));
+    let record = finished(&caller, &harness).await;
+
+    // The control plane redirected the live call: Say, then the conference.
+    let twiml = redirect_twiml(&fake, &record.call_sid);
+    assert_redirected(&record, &twiml);
+    assert_eq!(
+        verbs_after_stream(&record),
+        [
+            Verb::Say {
+                text: MESSAGE.into(),
+                voice: None,
+                language: None
+            },
+            Verb::Dial {
+                action: None,
+                timeout_secs: None,
+                caller_id: None,
+                targets: vec![DialTarget::Conference("support-room".into())],
+            }
+        ],
+        "{twiml}"
+    );
+    assert_eq!(record.end, Some(CallEnd::Dialed));
+
+    // OpenAI refused the one connection; nothing else reached it.
+    assert!(openai.records().is_empty());
+    let rejections = openai.records().rejections();
+    assert_eq!(
+        rejections.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [503]
+    );
+
+    // The session: handed off, why, and the fallback in the conversation.
+    let stored = agent_session_where(&harness, &agent_id, Duration::from_secs(15), |s| {
+        s.status == pb::CallStatus::HandedOff as i32 && !s.conversation.is_empty()
+    })
+    .await
+    .unwrap_or_else(|| panic!("the session was not handed off\n{}", harness.logs()));
+    assert_ended_for_ai_unavailable(&stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_openai_drops_mid_call_the_caller_hears_the_apology_and_is_hung_up() {
+    const NUMBER: &str = "+14155550322";
+    let script = Script {
+        turns: vec![Turn {
+            caller: "Hello, is this Acme?".into(),
+            reply: Some(Reply {
+                text: "Yes, this is Acme.".into(),
+                audio_ms: Some(800),
+            }),
+            function_call: None,
+            after_call: None,
+        }],
+        ..Script::default()
+    };
+    let openai = openai_sim(script, vec![Fault::Drop(Trigger::AfterMs(2_000))]).await;
+    let (fake, rest_url) = fake_twilio().await;
+    let harness = Harness::start(
+        StoreKind::from_env(),
+        &realtime_url(&openai),
+        Some(&rest_url),
+    )
+    .await;
+    let mut settings = agent("Hangs up", NUMBER);
+    settings.fallback = Some(pb::Fallback {
+        message: String::new(),
+        action: pb::fallback::Action::HangUp.into(),
+    });
+    let agent_id = create_agent(&harness, settings).await;
+
+    let caller = fake.place_inbound_call(inbound(
+        &harness,
+        NUMBER,
+        TalkScript::saying(AudioSource::hello_en()),
+    ));
+    let record = finished(&caller, &harness).await;
+
+    let twiml = redirect_twiml(&fake, &record.call_sid);
+    assert_redirected(&record, &twiml);
+    assert_eq!(
+        verbs_after_stream(&record),
+        [
+            Verb::Say {
+                text: CONTROL_PLANE_APOLOGY.into(),
+                voice: None,
+                language: None
+            },
+            Verb::Hangup
+        ],
+        "{twiml}"
+    );
+    assert_eq!(record.end, Some(CallEnd::Hangup));
+
+    // The socket was open and then dropped by the fault.
+    let session = openai.records().last().expect("an openai session");
+    assert_eq!(session.faults_fired, [Fault::Drop(Trigger::AfterMs(2_000))]);
+    assert_eq!(openai.records().len(), 1, "no second session");
+
+    let stored = agent_session_where(&harness, &agent_id, Duration::from_secs(15), |s| {
+        s.status == pb::CallStatus::Failed as i32 && !s.conversation.is_empty()
+    })
+    .await
+    .unwrap_or_else(|| panic!("the session did not fail\n{}", harness.logs()));
+    assert_ended_for_ai_unavailable(&stored);
+}
+
+/// The session ended for `ai_unavailable` with `openai.unavailable`, and its last item is
+/// the fallback note.
+fn assert_ended_for_ai_unavailable(stored: &pb::CallSession) {
+    assert_eq!(stored.end_reason, "ai_unavailable", "{stored:?}");
+    assert_eq!(
+        stored.error.as_ref().map(|e| e.code.as_str()),
+        Some("openai.unavailable"),
+        "{stored:?}"
+    );
+    let last = stored.conversation.last().expect("items");
+    assert_eq!(
+        (last.role, last.kind, last.text.as_str()),
+        (
+            pb::ConversationRole::System as i32,
+            pb::ConversationItemKind::Note as i32,
+            "fallback: openai_unavailable"
+        ),
+        "{stored:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_restart_mid_call_loses_and_duplicates_no_item_and_the_audio_goes_on() {
+    const NUMBER: &str = "+14155550323";
+    const HANG_UP: Duration = Duration::from_millis(21_000);
+    let reply = |text: &str| Reply {
+        text: text.into(),
+        audio_ms: Some(800),
+    };
+    let turn = |caller: &str, answer: &str| Turn {
+        caller: caller.into(),
+        reply: Some(reply(answer)),
+        function_call: None,
+        after_call: None,
+    };
+    let script = Script {
+        turns: vec![
+            turn("First question.", "First answer."),
+            turn("Second question.", "Second answer."),
+            turn("Third question.", "Third answer."),
+        ],
+        ..Script::default()
+    };
+    let openai = openai_sim(script, Vec::new()).await;
+    let mut harness = Harness::start(StoreKind::from_env(), &realtime_url(&openai), None).await;
+    let agent_id = create_agent(&harness, agent("Restarts", NUMBER)).await;
+
+    let talk = TalkScript::saying(AudioSource::hello_en())
+        .say_at(Duration::from_millis(7_000), AudioSource::hello_en())
+        .say_at(Duration::from_millis(14_000), AudioSource::hello_en())
+        .hang_up_after(HANG_UP);
+    let caller = Caller::start(inbound(&harness, NUMBER, talk));
+
+    // Before: the first turn is stored.
+    let first = agent_session_where(&harness, &agent_id, Duration::from_secs(15), |s| {
+        s.conversation.len() >= 2
+    })
+    .await
+    .unwrap_or_else(|| panic!("the first turn was not stored\n{}", harness.logs()));
+
+    // During: the control plane is gone while the second turn is spoken and answered.
+    harness.kill_control_plane();
+    let heard_before_outage = received_media(&caller);
+    let second_answered = eventually(Duration::from_secs(20), || async {
+        let session = openai.records().last()?;
+        let heard = received_media(&caller);
+        (session.user_turns.len() >= 2
+            && session.responses_created.len() >= 2
+            && heard > heard_before_outage)
+            .then_some(heard)
+    })
+    .await;
+    let heard_during_outage = second_answered.unwrap_or_else(|| {
+        panic!(
+            "no second turn while the control plane was down: {:?}\n{}",
+            openai.records().last(),
+            harness.logs()
+        )
+    });
+    assert!(
+        !caller.is_finished(),
+        "the call goes on without the control plane"
+    );
+
+    // After: the same control plane comes back (same store, same port).
+    harness.start_control_plane();
+    let record = finished(&caller, &harness).await;
+
+    // The audio went on throughout, on the one stream, until the caller hung up.
+    assert_eq!(record.streams.len(), 1, "{record:?}");
+    let stream = record.stream().expect("a stream");
+    assert_eq!(stream.end, Some(StreamEnd::CallerHungUp), "{record:?}");
+    assert_eq!(record.end, Some(CallEnd::CallerHungUp));
+    assert!(stream.warnings.is_empty(), "{:?}", stream.warnings);
+    assert!(
+        stream.received.media > heard_during_outage,
+        "the caller heard the assistant after the restart\n{}",
+        harness.logs()
+    );
+    let sessions = openai.records().sessions();
+    let [session] = sessions.as_slice() else {
+        panic!("one openai session expected: {sessions:?}");
+    };
+    assert_eq!(
+        session.appends, stream.sent.frames,
+        "every caller frame reached openai"
+    );
+
+    // Every item exactly once, in seq order, no gaps: the sim's turns and replies.
+    let stored = agent_session_where(&harness, &agent_id, Duration::from_secs(20), |s| {
+        s.status == pb::CallStatus::Completed as i32
+            && s.conversation.len() >= 2 * session.user_turns.len()
+    })
+    .await
+    .unwrap_or_else(|| panic!("the call was not completed\n{}", harness.logs()));
+    assert_eq!(stored.id, first.id);
+    assert_eq!(stored.end_reason, "caller_hung_up");
+    let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{stored:?}"
+    );
+    assert_eq!(stored.last_seq, seqs.len() as u64);
+    let by_role = |role: pb::ConversationRole| -> Vec<(&str, &str)> {
+        stored
+            .conversation
+            .iter()
+            .filter(|item| item.role == role as i32)
+            .map(|item| (item.provider_item_id.as_str(), item.text.as_str()))
+            .collect()
+    };
+    let heard: Vec<(&str, &str)> = session
+        .user_turns
+        .iter()
+        .map(|(id, text)| (id.as_str(), text.as_str()))
+        .collect();
+    assert_eq!(by_role(pb::ConversationRole::User), heard, "{stored:?}");
+    assert!(session.user_turns.len() >= 3, "{session:?}");
+    let answers: Vec<&str> = by_role(pb::ConversationRole::Assistant)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    let replies = ["First answer.", "Second answer.", "Third answer."];
+    assert_eq!(
+        answers,
+        replies[..session.responses_created.len().min(3)],
+        "{stored:?}"
+    );
+    assert_eq!(
+        stored.conversation.len(),
+        heard.len() + answers.len(),
+        "nothing else was stored: {stored:?}"
+    );
+    let restarts = harness
+        .sidecar
+        .output()
+        .matches("control stream reopened")
+        .count();
+    assert_eq!(restarts, 1, "{}", harness.logs());
+}
+
+/// µ-law `media` messages the caller has received so far.
+fn received_media(caller: &Caller) -> u64 {
+    caller.record().stream().map_or(0, |s| s.received.media)
+}
