@@ -63,12 +63,7 @@ async fn inbound_call_on(store: StoreKind) {
     )
     .await
     .unwrap();
-    let harness = Harness::start(
-        StoreKind::from_env(),
-        &format!("{}/v1/realtime", openai.base_url()),
-        None,
-    )
-    .await;
+    let harness = Harness::start(store, &format!("{}/v1/realtime", openai.base_url()), None).await;
     let created = harness
         .agents()
         .create_agent_settings(pb::CreateAgentSettingsRequest {
