@@ -25,6 +25,8 @@ pub const DEFAULT_LOG_FORMAT: &str = "plain";
 pub const ENV_API_TOKEN: &str = "SWITCHBOARD_API_TOKEN";
 /// The agent that answers calls to numbers no agent owns (optional).
 pub const ENV_DEFAULT_AGENT_ID: &str = "SWITCHBOARD_DEFAULT_AGENT_ID";
+/// When set, tool webhook requests are signed with it (HMAC-SHA256; see `tools`).
+pub const ENV_TOOL_SIGNING_SECRET: &str = "SWITCHBOARD_TOOL_SIGNING_SECRET";
 pub const ENV_TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
 pub const ENV_TWILIO_API_URL: &str = "SWITCHBOARD_TWILIO_API_URL";
@@ -89,6 +91,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub api_token: Option<Secret>,
     pub default_agent_id: Option<String>,
+    pub tool_signing_secret: Option<Secret>,
     pub twilio: TwilioConfig,
 }
 
@@ -208,6 +211,7 @@ impl Config {
             telemetry: TelemetryConfig { filter, format },
             api_token: api_token.map(Secret::new),
             default_agent_id: get(ENV_DEFAULT_AGENT_ID),
+            tool_signing_secret: get(ENV_TOOL_SIGNING_SECRET).map(Secret::new),
             twilio: TwilioConfig {
                 account_sid,
                 auth_token: get(ENV_TWILIO_AUTH_TOKEN).map(Secret::new),

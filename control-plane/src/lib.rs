@@ -81,7 +81,7 @@ pub async fn serve_with_store(
         store,
         events: events::EventBus::new(),
         default_agent_id: config.default_agent_id.clone(),
-        tools: tools::ToolInvoker::default(),
+        tools: tools::ToolInvoker::new(config.tool_signing_secret.clone()),
         twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio)
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
     };

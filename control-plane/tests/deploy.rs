@@ -12,6 +12,7 @@ fn every_variable_in_the_manifests_is_one_the_control_plane_reads() {
         c::ENV_LOG_FORMAT,
         c::ENV_API_TOKEN,
         c::ENV_DEFAULT_AGENT_ID,
+        c::ENV_TOOL_SIGNING_SECRET,
         c::ENV_TWILIO_ACCOUNT_SID,
         c::ENV_TWILIO_AUTH_TOKEN,
         c::ENV_TWILIO_API_URL,
