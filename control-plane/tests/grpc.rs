@@ -711,6 +711,7 @@ async fn inbound_calls_are_routed_by_the_dialled_number() {
         from_number: "+14155550123".into(),
         call_sid: sid.into(),
         sidecar_id: "sidecar-1".into(),
+        call_id: String::new(),
     };
     let first = server
         .calls()
@@ -785,6 +786,7 @@ async fn the_default_agent_answers_unknown_numbers_and_data_survives_a_restart()
         from_number: "+14155550123".into(),
         call_sid: sid.into(),
         sidecar_id: String::new(),
+        call_id: String::new(),
     };
     // A default agent that does not exist: the call is refused politely, not crashed.
     let refused = server
@@ -1169,4 +1171,55 @@ async fn when_the_ai_is_unavailable_the_call_is_redirected_to_the_agents_fallbac
             .unwrap();
         saw_handoff = matches!(event.event, Some(pb::call_event::Event::Handoff(_)));
     }
+}
+
+#[tokio::test]
+async fn a_placed_call_is_answered_by_its_own_agent_and_learns_its_call_sid() {
+    let server = TestServer::start().await;
+    let mut greeter = agent("Outbound", &unique_number());
+    greeter.greeting = "Hello from the outbound agent".into();
+    let outbound = create_agent(&server, greeter).await;
+    let other_number = unique_number();
+    create_agent(&server, agent("Owner of the number", &other_number)).await;
+    let placed = create_session(&server, &outbound.id).await;
+
+    let request = pb::OpenInboundCallRequest {
+        to_number: other_number.clone(),
+        from_number: "+815011112222".into(),
+        call_sid: "CA000000000000000000000000000000aa".into(),
+        sidecar_id: "sidecar-1".into(),
+        call_id: placed.id.clone(),
+    };
+    let answer = server
+        .calls()
+        .open_inbound_call(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.route,
+        Some(Route::Realtime(pb::RealtimeRoute {
+            greeting: "Hello from the outbound agent".into()
+        }))
+    );
+    let session = answer.session.unwrap();
+    assert_eq!(session.id, placed.id);
+    assert_eq!(
+        session.twilio_call_sid,
+        "CA000000000000000000000000000000aa"
+    );
+
+    let unknown = pb::OpenInboundCallRequest {
+        call_id: "no-such-call".into(),
+        ..request
+    };
+    assert_eq!(
+        server
+            .calls()
+            .open_inbound_call(unknown)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
 }

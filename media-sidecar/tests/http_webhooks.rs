@@ -277,6 +277,11 @@ async fn a_call_we_placed_goes_through_open_inbound_call_with_its_call_id_in_the
 
     assert!(matches!(verbs(&answer).as_slice(), [Verb::Connect { .. }]));
     assert_eq!(cp.fake.opened().len(), 1);
+    assert_eq!(
+        cp.fake.opened()[0].call_id,
+        "call-1",
+        "the placed call's session is named"
+    );
 }
 
 #[tokio::test]

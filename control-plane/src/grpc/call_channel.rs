@@ -146,6 +146,9 @@ impl CallChannelService for CallChannelApi {
         if r.call_sid.is_empty() {
             return Err(required("call_sid"));
         }
+        if !r.call_id.is_empty() {
+            return self.answer_placed_call(&r).await.map(Response::new);
+        }
         let store = &self.services.store;
         // Twilio retries webhooks: the same CallSid gets the same session.
         let existing = store
@@ -307,6 +310,42 @@ impl CallChannelService for CallChannelApi {
 }
 
 impl CallChannelApi {
+    /// The webhook of a call the control plane placed: its session learns the CallSid
+    /// and is answered by its own agent.
+    async fn answer_placed_call(
+        &self,
+        r: &pb::OpenInboundCallRequest,
+    ) -> Result<pb::OpenInboundCallResponse, Status> {
+        let session = self
+            .services
+            .store
+            .get_session(&r.call_id)
+            .await
+            .map_err(store_status)?;
+        let session = if session.is_live() && session.twilio_call_sid.is_empty() {
+            let change = StatusChange {
+                twilio_call_sid: r.call_sid.clone(),
+                ..StatusChange::to(session.status)
+            };
+            self.services.change_status(&session.id, &change).await?
+        } else {
+            session
+        };
+        if session.twilio_call_sid != r.call_sid {
+            tracing::warn!(call_id = %session.id, known = %session.twilio_call_sid, got = %r.call_sid, "placed call answered with another CallSid");
+        }
+        let agent = self
+            .services
+            .agent_or_default(&session.agent_id)
+            .await
+            .map_err(store_status)?;
+        let route = Self::route_for(&session, agent.as_ref());
+        Ok(pb::OpenInboundCallResponse {
+            session: Some(session_to_pb(session)),
+            route: Some(route),
+        })
+    }
+
     /// Checks the call can take media, records the stream and builds its config.
     async fn open_call(&self, hello: &pb::Hello) -> Result<(CallSession, pb::CallConfig), Status> {
         let store = &self.services.store;

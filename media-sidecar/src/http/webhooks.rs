@@ -9,10 +9,9 @@
 //! route and the answer is `<Connect><Stream>` (with a signed stream token), `<Dial>` to a
 //! conference or a number, or `<Say>` + `<Hangup/>`. If the control plane fails or times
 //! out, or answers without a usable route, the caller also hears the fallback: a call is
-//! never dropped silently. Calls the control plane placed arrive with `?callId=…`; there
-//! is no RPC yet to fetch such a session by id, so they also go through
-//! `OpenInboundCall`, which finds the session by `CallSid` when the control plane stored
-//! the sid on placing the call (a mismatch is logged).
+//! never dropped silently. Calls the control plane placed arrive with `?callId=…`, which
+//! is passed on as `OpenInboundCall.call_id`: that session is answered by its own agent
+//! and learns its `CallSid` (a different session in the answer is logged).
 //!
 //! **Status callbacks** (`/status`, `/stream-status`) answer 204 whatever happens next:
 //! Twilio does not redeliver them, so a 5xx would only add an alert in Twilio's console.
@@ -130,6 +129,7 @@ async fn answer_voice(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[
         from_number: webhook.from.clone(),
         call_sid: webhook.call_sid.clone(),
         sidecar_id: state.config.sidecar_id.clone(),
+        call_id: query_param(uri, CALL_ID_PARAM).unwrap_or_default(),
     };
     let answer = match state.control.open_inbound_call(request).await {
         Ok(answer) => answer,

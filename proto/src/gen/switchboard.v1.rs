@@ -2070,6 +2070,11 @@ pub struct OpenInboundCallRequest {
     /// The sidecar handling the webhook.
     #[prost(string, tag = "4")]
     pub sidecar_id: ::prost::alloc::string::String,
+    /// Set for a call the control plane placed (the webhook URL carries it): that session
+    /// is answered by its own agent, whatever number was dialled, and learns its CallSid.
+    /// NOT_FOUND when no such session exists.
+    #[prost(string, tag = "5")]
+    pub call_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct OpenInboundCallResponse {
@@ -2427,6 +2432,7 @@ pub mod call_channel_service_client {
         }
         /// Called from Twilio's voice webhook: opens (or, for a retried webhook with the same
         /// CallSid, returns) the session for an inbound call and decides how to answer it.
+        /// For a call the control plane placed, `call_id` names the session to answer.
         pub async fn open_inbound_call(
             &mut self,
             request: impl tonic::IntoRequest<super::OpenInboundCallRequest>,
@@ -2535,6 +2541,7 @@ pub mod call_channel_service_server {
     pub trait CallChannelService: std::marker::Send + std::marker::Sync + 'static {
         /// Called from Twilio's voice webhook: opens (or, for a retried webhook with the same
         /// CallSid, returns) the session for an inbound call and decides how to answer it.
+        /// For a call the control plane placed, `call_id` names the session to answer.
         async fn open_inbound_call(
             &self,
             request: tonic::Request<super::OpenInboundCallRequest>,
