@@ -1,13 +1,14 @@
 //! The gRPC services: thin handlers that convert requests (`convert`), call the domain
 //! and the store, and convert replies. `auth` guards them with a bearer token.
 //!
-//! `CampaignService` and `HandoffService` are part of the contract but are not served
-//! yet: tonic answers their calls `UNIMPLEMENTED`, and reflection still lists them.
+//! `CampaignService` is part of the contract but is not served yet: tonic answers its
+//! calls `UNIMPLEMENTED`, and reflection still lists it.
 
 pub mod agents;
 pub mod auth;
 pub mod call_channel;
 pub mod convert;
+pub mod handoff;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -82,31 +83,93 @@ impl Services {
             .ok()
             .flatten();
         let redirect = crate::redirect::fallback(agent.as_ref());
-        match (&self.twilio, session.twilio_call_sid.as_str()) {
-            (Some(twilio), sid) if !sid.is_empty() => {
-                let update =
-                    switchboard_twilio::rest::UpdateCall::redirect_twiml(redirect.twiml.clone());
-                if let Err(e) = twilio.update_call(sid, &update).await {
-                    tracing::error!(call_id = %session.id, error = %e, "fallback redirect failed");
-                }
-            }
-            _ => {
-                tracing::error!(call_id = %session.id, "cannot redirect to the fallback: no twilio credentials or call sid")
-            }
+        // The session ends either way: the AI is gone whether or not Twilio listened.
+        if let Err(status) = self.redirect_live_call(session, &redirect).await {
+            tracing::error!(call_id = %session.id, "fallback redirect failed: {}", status.message());
         }
+        self.end_redirected(session, &redirect, "ai_unavailable", error)
+            .await
+    }
+
+    /// Hands a live call to humans: `target`, or the agent's handoff target. The
+    /// session ends `handed-off` only once Twilio took the redirect.
+    pub(crate) async fn hand_off(
+        &self,
+        session: &CallSession,
+        target: Option<domain::HandoffTarget>,
+        reason: &str,
+        say: &str,
+    ) -> Result<CallSession, tonic::Status> {
+        if !session.is_live() {
+            return Err(tonic::Status::failed_precondition(format!(
+                "call {} has ended ({})",
+                session.id, session.status
+            )));
+        }
+        let agent = self
+            .agent_or_default(&session.agent_id)
+            .await
+            .map_err(crate::error::store_status)?;
+        let Some(redirect) = crate::redirect::transfer(agent.as_ref(), target, say) else {
+            return Err(tonic::Status::failed_precondition(format!(
+                "call {}: no handoff target given and its agent has none",
+                session.id
+            )));
+        };
+        self.redirect_live_call(session, &redirect).await?;
+        let reason = if reason.is_empty() {
+            "handoff_requested"
+        } else {
+            reason
+        };
+        self.end_redirected(session, &redirect, reason, None).await
+    }
+
+    /// Asks Twilio to run `redirect.twiml` on the live call.
+    async fn redirect_live_call(
+        &self,
+        session: &CallSession,
+        redirect: &crate::redirect::Redirect,
+    ) -> Result<(), tonic::Status> {
+        let Some(twilio) = &self.twilio else {
+            return Err(tonic::Status::failed_precondition(
+                "no twilio credentials are configured",
+            ));
+        };
+        if session.twilio_call_sid.is_empty() {
+            return Err(tonic::Status::failed_precondition(format!(
+                "call {} has no twilio call sid yet",
+                session.id
+            )));
+        }
+        let update = switchboard_twilio::rest::UpdateCall::redirect_twiml(redirect.twiml.clone());
+        twilio
+            .update_call(&session.twilio_call_sid, &update)
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("call {}: {e}", session.id)))
+    }
+
+    /// Records where a redirected call went and ends its session.
+    async fn end_redirected(
+        &self,
+        session: &CallSession,
+        redirect: &crate::redirect::Redirect,
+        reason: &str,
+        error: Option<domain::CallError>,
+    ) -> Result<CallSession, tonic::Status> {
         if let Some(target) = &redirect.target {
             self.events.publish(CallEvent::for_session(
                 session,
                 domain::now(),
                 EventKind::Handoff {
                     target: Some(target.clone()),
-                    reason: "ai_unavailable".into(),
+                    reason: reason.to_owned(),
                 },
             ));
         }
         let change = StatusChange {
             status: redirect.status,
-            end_reason: "ai_unavailable".into(),
+            end_reason: reason.to_owned(),
             error,
             twilio_call_sid: String::new(),
         };

@@ -25,6 +25,7 @@ use std::time::Duration;
 use switchboard_proto::v1::agent_settings_service_server::AgentSettingsServiceServer;
 use switchboard_proto::v1::call_channel_service_server::CallChannelServiceServer;
 use switchboard_proto::v1::call_session_service_server::CallSessionServiceServer;
+use switchboard_proto::v1::handoff_service_server::HandoffServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
@@ -34,6 +35,7 @@ use crate::config::{Config, StoreConfig};
 use crate::grpc::agents::AgentsApi;
 use crate::grpc::auth::BearerAuth;
 use crate::grpc::call_channel::CallChannelApi;
+use crate::grpc::handoff::HandoffApi;
 use crate::grpc::sessions::SessionsApi;
 use crate::grpc::Services;
 use crate::store::{EmbeddedStore, Store, StoreError};
@@ -100,6 +102,9 @@ pub async fn serve_with_store(
     health_reporter
         .set_serving::<CallChannelServiceServer<CallChannelApi>>()
         .await;
+    health_reporter
+        .set_serving::<HandoffServiceServer<HandoffApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -136,7 +141,11 @@ pub async fn serve_with_store(
         ))
         .add_service(guard(
             &auth,
-            CallChannelServiceServer::new(CallChannelApi::new(services)),
+            CallChannelServiceServer::new(CallChannelApi::new(services.clone())),
+        ))
+        .add_service(guard(
+            &auth,
+            HandoffServiceServer::new(HandoffApi::new(services)),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;

@@ -1,7 +1,8 @@
 //! TwiML the control plane redirects live calls to, and the redirect itself.
 //!
-//! Today: the fallback when the AI is unavailable (the agent's message, then a transfer
-//! to its handoff target or a hang-up). Handoff on request reuses it with its issue.
+//! The fallback when the AI is unavailable (the agent's message, then a transfer to its
+//! handoff target or a hang-up), and a transfer to humans on request (`HandoffService`,
+//! or the model's `transfer_to_human` tool through the call stream).
 
 use switchboard_twilio::twiml::{Conference, Dial, Number, Response, Say};
 
@@ -18,6 +19,45 @@ pub struct Redirect {
     pub status: CallStatus,
     /// Set when the call is transferred.
     pub target: Option<HandoffTarget>,
+}
+
+/// Said before a transfer when the request names no line of its own.
+pub const DEFAULT_TRANSFER_LINE: &str = "Please hold while I connect you to a person.";
+
+/// A transfer to `target`, else to the agent's handoff target; `None` when neither
+/// exists.
+pub fn transfer(
+    agent: Option<&AgentSettings>,
+    target: Option<HandoffTarget>,
+    say: &str,
+) -> Option<Redirect> {
+    let target = target.or_else(|| agent.and_then(|a| a.handoff_target.clone()))?;
+    let line = if say.trim().is_empty() {
+        DEFAULT_TRANSFER_LINE
+    } else {
+        say
+    };
+    let dial = match &target {
+        HandoffTarget::Conference(name) => Dial::conference(Conference::new(name.clone())),
+        HandoffTarget::PhoneNumber(number) => Dial::number(Number::new(number.clone())),
+    };
+    let twiml = Response::new()
+        .say(Say::new(line))
+        .dial(dial.clone())
+        .to_xml()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "transfer line unusable; using the built-in one");
+            Response::new()
+                .say(Say::new(DEFAULT_TRANSFER_LINE))
+                .dial(dial)
+                .to_xml()
+                .unwrap_or_default()
+        });
+    Some(Redirect {
+        twiml,
+        status: CallStatus::HandedOff,
+        target: Some(target),
+    })
 }
 
 /// The fallback of `agent` (or the built-in apology and a hang-up without one).
@@ -64,6 +104,34 @@ pub fn fallback(agent: Option<&AgentSettings>) -> Redirect {
 mod tests {
     use super::*;
     use crate::domain::Fallback;
+
+    #[test]
+    fn a_transfer_goes_to_the_named_target_or_the_agents() {
+        let mut agent = crate::store::conformance::agent("Transfer", &[]);
+        agent.handoff_target = Some(HandoffTarget::PhoneNumber("+815012345678".into()));
+        let own = transfer(Some(&agent), None, "").unwrap();
+        assert!(
+            own.twiml.contains(DEFAULT_TRANSFER_LINE)
+                && own.twiml.contains("<Number>+815012345678</Number>"),
+            "{}",
+            own.twiml
+        );
+        let named = transfer(
+            Some(&agent),
+            Some(HandoffTarget::Conference("vip".into())),
+            "One moment.",
+        )
+        .unwrap();
+        assert!(
+            named.twiml.contains("<Say>One moment.</Say>")
+                && named.twiml.contains("<Conference>vip</Conference>"),
+            "{}",
+            named.twiml
+        );
+        assert_eq!(named.status, CallStatus::HandedOff);
+        agent.handoff_target = None;
+        assert_eq!(transfer(Some(&agent), None, ""), None);
+    }
 
     #[test]
     fn the_fallback_says_the_message_then_transfers_or_hangs_up() {

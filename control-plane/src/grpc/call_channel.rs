@@ -509,6 +509,10 @@ impl CallLoop {
                     self.fallback(request).await;
                     None
                 }
+                Some(In::Transfer(request)) => {
+                    self.transfer(request).await;
+                    None
+                }
                 Some(In::Hello(_)) | None => {
                     tracing::warn!("unexpected message on a connected call stream ignored");
                     None
@@ -621,6 +625,31 @@ impl CallLoop {
             }
             Err(status) => {
                 tracing::info!(code = ?status.code(), "fallback status not applied: {}", status.message())
+            }
+        }
+    }
+
+    /// The model asked for a human.
+    async fn transfer(&self, request: pb::TransferRequest) {
+        let target = match super::convert::handoff_target_from_pb("transfer.target", request.target)
+        {
+            Ok(target) => target,
+            Err(e) => return tracing::warn!(error = %e, "transfer request ignored"),
+        };
+        let session = match self.services.store.get_session(&self.session.id).await {
+            Ok(session) => session,
+            Err(e) => return tracing::error!(error = %e, "transfer: session unreadable"),
+        };
+        match self
+            .services
+            .hand_off(&session, target, &request.reason, "")
+            .await
+        {
+            Ok(ended) => {
+                tracing::info!(status = %ended.status, "call transferred to humans at the model's request")
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "transfer not possible; the call stays with the ai: {}", status.message())
             }
         }
     }

@@ -278,6 +278,26 @@ pub(crate) fn agent_from_pb(
     })
 }
 
+/// A handoff target from a request; `None` when unset. Phone numbers must be E.164.
+pub(crate) fn handoff_target_from_pb(
+    field: &str,
+    target: Option<pb::HandoffTarget>,
+) -> Result<Option<HandoffTarget>, InvalidField> {
+    match target.and_then(|t| t.target) {
+        None => Ok(None),
+        Some(pb::handoff_target::Target::ConferenceName(name)) if name.trim().is_empty() => Err(
+            InvalidField::new(format!("{field}.conference_name"), "must not be empty"),
+        ),
+        Some(pb::handoff_target::Target::ConferenceName(name)) => {
+            Ok(Some(HandoffTarget::Conference(name)))
+        }
+        Some(pb::handoff_target::Target::PhoneNumber(number)) => {
+            domain::validate_e164(&format!("{field}.phone_number"), &number)?;
+            Ok(Some(HandoffTarget::PhoneNumber(number)))
+        }
+    }
+}
+
 pub(crate) fn handoff_target_to_pb(target: &HandoffTarget) -> pb::HandoffTarget {
     let target = match target {
         HandoffTarget::Conference(name) => pb::handoff_target::Target::ConferenceName(name.clone()),

@@ -447,9 +447,15 @@ impl Relay<'_> {
             );
         }
         if let Some(handoff) = out.handoff.take() {
-            // HandoffService (the REST redirect to humans) is not served yet: the call
-            // stays with the model, which has said it is transferring.
-            tracing::warn!(reason = %handoff.reason, "the model asked for a human; handoff is not available yet");
+            // The control plane redirects the live call to humans (Twilio REST); the
+            // stream then stops and the call ends handed off.
+            tracing::info!(reason = %handoff.reason, "the model asked for a human");
+            out.to_control.push(pb::ConnectRequest {
+                message: Some(Up::Transfer(pb::TransferRequest {
+                    target: handoff.target,
+                    reason: handoff.reason,
+                })),
+            });
         }
         let end = out.end.take();
         if let Some(end) = &end {

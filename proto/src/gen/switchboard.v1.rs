@@ -2170,7 +2170,7 @@ pub struct ReportTwilioStatusResponse {
 /// Sidecar → control plane.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConnectRequest {
-    #[prost(oneof = "connect_request::Message", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "connect_request::Message", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub message: ::core::option::Option<connect_request::Message>,
 }
 /// Nested message and enum types in `ConnectRequest`.
@@ -2191,7 +2191,19 @@ pub mod connect_request {
         Usage(super::UsageReport),
         #[prost(message, tag = "7")]
         Fallback(super::FallbackRequest),
+        #[prost(message, tag = "8")]
+        Transfer(super::TransferRequest),
     }
+}
+/// The model asked for a human (the built-in `transfer_to_human` tool). The control
+/// plane redirects the live call to `target` (or the agent's handoff target) exactly as
+/// HandoffService.RequestHandoff does; without any target the call stays with the AI.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TransferRequest {
+    #[prost(message, optional, tag = "1")]
+    pub target: ::core::option::Option<HandoffTarget>,
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
 }
 /// The AI is unavailable for this call (the Realtime API refused or dropped the
 /// connection). The control plane redirects the live call to the agent's fallback —

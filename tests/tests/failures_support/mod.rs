@@ -1,4 +1,4 @@
-//! Shared by `failures.rs` and `failures_midcall.rs`: agents, simulators, and a Media
+//! Shared by `failures.rs`, `failures_midcall.rs` and `handoff.rs`: agents, simulators, and a Media
 //! Stream client that speaks Twilio's side of the socket frame by frame, so a test can
 //! send what the Twilio simulator never would (a forged token, garbage between media).
 
