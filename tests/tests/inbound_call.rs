@@ -172,6 +172,15 @@ async fn inbound_call_on(store: StoreKind) {
         .await
         .unwrap();
 
+    // Every relayed frame's latency was measured.
+    let latencies = harness
+        .sidecar_metric("switchboard_sidecar_relay_latency_seconds_count")
+        .await;
+    assert!(
+        latencies.is_some_and(|n| n >= stream.sent.frames as f64 / 2.0),
+        "relay latency histogram: {latencies:?}"
+    );
+
     // Events: the status changes and the stored items were published.
     let mut saw_completed = false;
     let mut items = 0;

@@ -329,6 +329,9 @@ impl Relay<'_> {
         let clock = self.clock;
         loop {
             out.clear();
+            // When a peer's frame arrived, for the relay-latency histogram: from there
+            // to the end of the writes it caused.
+            let mut arrived = None;
             tokio::select! {
                 biased;
                 message = next_control(&mut self.control) => match message {
@@ -345,7 +348,10 @@ impl Relay<'_> {
                     self.reconnect(core, out).await;
                 }
                 message = twilio_rx.next(), if twilio_open => match message {
-                    Some(Ok(Message::Text(text))) => core.on_twilio_text(text.as_str(), clock.now_ms(), out),
+                    Some(Ok(Message::Text(text))) => {
+                        arrived = Some(Instant::now());
+                        core.on_twilio_text(text.as_str(), clock.now_ms(), out);
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         self.state.metrics.frame_rejected(crate::metrics::RejectReason::Binary);
                     }
@@ -356,7 +362,10 @@ impl Relay<'_> {
                     }
                 },
                 message = next_openai(openai_rx) => match message {
-                    Some(Ok(WsMessage::Text(text))) => core.on_openai_text(text.as_str(), clock.now_ms(), out),
+                    Some(Ok(WsMessage::Text(text))) => {
+                        arrived = Some(Instant::now());
+                        core.on_openai_text(text.as_str(), clock.now_ms(), out);
+                    }
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) | WsMessage::Binary(_))) => {}
                     Some(Ok(WsMessage::Close(frame))) => {
                         *openai_rx = None;
@@ -377,7 +386,11 @@ impl Relay<'_> {
                     self.report_frames(core);
                 }
             }
+            let relays = !out.to_twilio.is_empty() || !out.to_openai.is_empty();
             self.carry_out(out).await;
+            if let (Some(arrived), true) = (arrived, relays) {
+                self.state.metrics.observe_relay_latency(arrived.elapsed());
+            }
             if let Some(ended_at) = self.ended_at {
                 if !twilio_open && core.is_settled() {
                     break;
