@@ -9,15 +9,25 @@
 //! [`Drain::wait_idle`] then lets the active calls finish for a bounded grace and reports
 //! how many were cut.
 //!
-//! The count lives in a `watch` channel: changing it takes a short lock, once per call,
-//! never per frame; waiting for zero needs no polling.
+//! A call is ours from the moment its voice webhook is answered with a stream, not from
+//! the moment its media socket arrives (normally a second later): the webhook registers
+//! the call id as *expected* ([`Drain::expect`], with a deadline), and the socket
+//! consumes the expectation as it is admitted ([`Drain::admit`]). While draining, a
+//! socket is admitted only for an expected call, and [`Drain::wait_idle`] waits for
+//! expected calls as for active ones, so a caller answered just before SIGTERM is not
+//! dropped. Expectations past their deadline are forgotten.
+//!
+//! Calls and expectations live in one `watch` channel: changing them takes a short lock,
+//! a few times per call, never per frame; waiting for idle needs no polling.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// The replica's call registry and readiness latch. Clones share it.
 #[derive(Debug, Clone)]
@@ -37,15 +47,28 @@ pub struct CallGuard {
 pub struct DrainReport {
     /// Calls still active when the grace ran out (0: every call finished).
     pub cut: usize,
+    /// Calls answered with a stream whose media socket had not arrived when the grace
+    /// ran out (0: every expected socket came, or its deadline passed).
+    pub unconnected: usize,
 }
 
 #[derive(Debug)]
 struct Inner {
-    active: watch::Sender<usize>,
+    calls: watch::Sender<Calls>,
     max_calls: usize,
     ready: AtomicBool,
     draining: AtomicBool,
     gauge: Gauge,
+}
+
+/// What the drain waits for.
+#[derive(Debug, Default)]
+struct Calls {
+    /// Calls whose media socket was admitted and whose task still runs.
+    active: usize,
+    /// Call ids answered with a stream whose socket has not arrived yet, each with the
+    /// instant after which it is no longer waited for.
+    expected: HashMap<String, Instant>,
 }
 
 // === impl Drain ===
@@ -56,7 +79,7 @@ impl Drain {
     pub fn new(max_calls: usize, gauge: Gauge) -> Self {
         Self {
             inner: Arc::new(Inner {
-                active: watch::Sender::new(0),
+                calls: watch::Sender::new(Calls::default()),
                 max_calls,
                 ready: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
@@ -66,18 +89,57 @@ impl Drain {
     }
 
     /// Registers an active call, whatever the count (a socket Twilio opens for a call we
-    /// already answered is not refused for capacity).
+    /// already answered is not refused for capacity) and whether or not the replica
+    /// drains. Media sockets go through [`admit`](Self::admit).
     pub fn track(&self) -> CallGuard {
-        self.inner.active.send_modify(|n| *n += 1);
-        self.inner.gauge.inc();
-        CallGuard {
-            inner: Arc::clone(&self.inner),
-        }
+        self.inner.calls.send_modify(|calls| calls.active += 1);
+        self.guard()
+    }
+
+    /// Registers `call_id`, just answered with a stream, as expected: its media socket
+    /// will be admitted even if the drain begins before it arrives, and the drain waits
+    /// for it, until `within` has passed. Expectations already past their deadline are
+    /// forgotten here.
+    pub fn expect(&self, call_id: &str, within: Duration) {
+        let now = Instant::now();
+        let deadline = now + within;
+        self.inner.calls.send_modify(|calls| {
+            calls.expected.retain(|_, until| *until > now);
+            calls.expected.insert(call_id.to_owned(), deadline);
+        });
+    }
+
+    /// Admits the media socket of `call_id` as an active call, consuming its
+    /// expectation if there is one. While draining, only an expected call (its deadline
+    /// not passed) is admitted; otherwise `None`. The expectation is swapped for the
+    /// active call under one lock, so a drain never sees the call as neither.
+    pub fn admit(&self, call_id: &str) -> Option<CallGuard> {
+        let now = Instant::now();
+        let mut admitted = false;
+        self.inner.calls.send_if_modified(|calls| {
+            let expected = calls
+                .expected
+                .remove(call_id)
+                .is_some_and(|until| until > now);
+            admitted = expected || !self.is_draining();
+            if admitted {
+                calls.active += 1;
+            }
+            // A consumed expectation changes what the drain waits for, even if refused.
+            admitted || expected
+        });
+        admitted.then(|| self.guard())
     }
 
     /// Calls active now.
     pub fn active(&self) -> usize {
-        *self.inner.active.borrow()
+        self.inner.calls.borrow().active
+    }
+
+    /// Calls answered with a stream whose media socket has not arrived yet (expired
+    /// expectations not forgotten yet included).
+    pub fn expected(&self) -> usize {
+        self.inner.calls.borrow().expected.len()
     }
 
     /// The configured ceiling.
@@ -106,18 +168,66 @@ impl Drain {
     }
 
     /// Stops taking calls, for good: readiness drops, webhooks answer the fallback and
-    /// media sockets are refused. Active calls go on.
+    /// media sockets are refused, except those of calls already answered (expected).
+    /// Active calls go on.
     pub fn begin_drain(&self) {
         self.inner.draining.store(true, Ordering::Release);
     }
 
-    /// Waits until no call is active or `grace` has passed, whichever comes first.
+    /// Waits until no call is active and none is expected, or `grace` has passed,
+    /// whichever comes first. Expectations are forgotten as their deadlines pass.
     pub async fn wait_idle(&self, grace: Duration) -> DrainReport {
-        let mut active = self.inner.active.subscribe();
-        // `wait_for` checks the current value first, so a count already at zero returns
-        // at once; the sender lives in `self`, so it cannot close under us.
-        let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
-        DrainReport { cut: self.active() }
+        let give_up = Instant::now() + grace;
+        let mut changes = self.inner.calls.subscribe();
+        loop {
+            let now = Instant::now();
+            self.inner.calls.send_if_modified(|calls| {
+                let before = calls.expected.len();
+                calls.expected.retain(|_, until| *until > now);
+                calls.expected.len() != before
+            });
+            let next_expiry = {
+                // Marks this state seen: `changed` below wakes on anything after it.
+                let calls = changes.borrow_and_update();
+                if calls.active == 0 && calls.expected.is_empty() {
+                    return DrainReport {
+                        cut: 0,
+                        unconnected: 0,
+                    };
+                }
+                calls.expected.values().min().copied()
+            };
+            if now >= give_up {
+                break;
+            }
+            let wake = next_expiry.map_or(give_up, |expiry| expiry.min(give_up));
+            // The sender lives in `self`, so `changed` cannot fail under us.
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        let report = {
+            let calls = self.inner.calls.borrow();
+            DrainReport {
+                cut: calls.active,
+                unconnected: calls.expected.len(),
+            }
+        };
+        if report.unconnected > 0 {
+            tracing::warn!(
+                unconnected = report.unconnected,
+                "drain grace elapsed before the media sockets of answered calls arrived"
+            );
+        }
+        report
+    }
+
+    fn guard(&self) -> CallGuard {
+        self.inner.gauge.inc();
+        CallGuard {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -125,7 +235,9 @@ impl Drain {
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        self.inner.active.send_modify(|n| *n = n.saturating_sub(1));
+        self.inner
+            .calls
+            .send_modify(|calls| calls.active = calls.active.saturating_sub(1));
         self.inner.gauge.dec();
     }
 }
@@ -201,6 +313,157 @@ mod tests {
         let (drain, _) = drain(5);
         let _long = [drain.track(), drain.track()];
         let report = drain.wait_idle(Duration::from_millis(20)).await;
-        assert_eq!(report.cut, 2);
+        assert_eq!(
+            report,
+            DrainReport {
+                cut: 2,
+                unconnected: 0
+            }
+        );
+    }
+
+    #[test]
+    fn an_expected_socket_is_admitted_while_draining_once() {
+        let (drain, gauge) = drain(5);
+        drain.expect("c-1", PATIENCE);
+        assert_eq!((drain.expected(), drain.active()), (1, 0));
+        drain.begin_drain();
+
+        assert!(
+            drain.admit("c-2").is_none(),
+            "an unexpected call is refused"
+        );
+        let call = drain.admit("c-1").expect("the answered call is admitted");
+        assert_eq!((drain.expected(), drain.active(), gauge.get()), (0, 1, 1));
+        assert!(
+            drain.admit("c-1").is_none(),
+            "the expectation was consumed by the first socket"
+        );
+        drop(call);
+        assert_eq!((drain.active(), gauge.get()), (0, 0));
+    }
+
+    #[test]
+    fn before_the_drain_every_socket_is_admitted_and_consumes_its_expectation() {
+        let (drain, _) = drain(1);
+        drain.expect("c-1", PATIENCE);
+        let unexpected = drain.admit("c-2").expect("not draining");
+        let expected = drain.admit("c-1").expect("not draining");
+        assert_eq!((drain.expected(), drain.active()), (0, 2));
+        drop((unexpected, expected));
+        assert_eq!(drain.active(), 0);
+    }
+
+    #[test]
+    fn expired_expectations_admit_nothing_and_are_forgotten() {
+        let (drain, _) = drain(5);
+        drain.expect("c-1", Duration::from_millis(1));
+        drain.expect("c-2", Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(20));
+        drain.begin_drain();
+        assert!(drain.admit("c-1").is_none(), "its deadline passed");
+        assert_eq!(drain.expected(), 1, "c-2 is not forgotten yet");
+        drain.expect("c-3", PATIENCE);
+        assert_eq!(drain.expected(), 1, "c-2 was forgotten when c-3 came");
+    }
+
+    #[tokio::test]
+    async fn wait_idle_waits_for_an_expected_call_to_arrive_and_finish() {
+        let (drain, _) = drain(5);
+        drain.expect("c-1", PATIENCE);
+        drain.begin_drain();
+        let ended = Arc::new(AtomicBool::new(false));
+        let call = tokio::spawn({
+            let (drain, ended) = (drain.clone(), Arc::clone(&ended));
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let guard = drain.admit("c-1").expect("the answered call is admitted");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ended.store(true, Ordering::SeqCst);
+                drop(guard);
+            }
+        });
+        let report = tokio::time::timeout(Duration::from_secs(10), drain.wait_idle(PATIENCE))
+            .await
+            .expect("returns when the call ends, not at the grace");
+        assert_eq!(
+            report,
+            DrainReport {
+                cut: 0,
+                unconnected: 0
+            }
+        );
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "waited for the expected call to arrive and end"
+        );
+        call.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_idle_waits_for_a_call_expected_while_it_waits() {
+        let (drain, _) = drain(5);
+        let first = drain.track();
+        drain.begin_drain();
+        let ended = Arc::new(AtomicBool::new(false));
+        let calls = tokio::spawn({
+            let (drain, ended) = (drain.clone(), Arc::clone(&ended));
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                // A webhook answered as the drain began, then the only active call ends.
+                drain.expect("c-2", PATIENCE);
+                drop(first);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let second = drain.admit("c-2").expect("the answered call is admitted");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ended.store(true, Ordering::SeqCst);
+                drop(second);
+            }
+        });
+        let report = tokio::time::timeout(Duration::from_secs(10), drain.wait_idle(PATIENCE))
+            .await
+            .expect("returns when the calls end, not at the grace");
+        assert_eq!(report.cut, 0);
+        assert!(ended.load(Ordering::SeqCst), "waited for the second call");
+        calls.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_idle_gives_up_on_an_expected_socket_at_its_deadline() {
+        let (drain, _) = drain(5);
+        let start = Instant::now();
+        drain.expect("c-1", Duration::from_millis(50));
+        drain.begin_drain();
+        let report = tokio::time::timeout(Duration::from_secs(10), drain.wait_idle(PATIENCE))
+            .await
+            .expect("returns when the expectation expires, not at the grace");
+        assert_eq!(
+            report,
+            DrainReport {
+                cut: 0,
+                unconnected: 0
+            }
+        );
+        assert!(
+            start.elapsed() >= Duration::from_millis(50),
+            "not before it"
+        );
+        assert_eq!(drain.expected(), 0, "the expired expectation is forgotten");
+        assert!(drain.admit("c-1").is_none());
+    }
+
+    #[tokio::test]
+    async fn wait_idle_reports_expected_sockets_the_grace_gave_up_on() {
+        let (drain, _) = drain(5);
+        drain.expect("c-1", PATIENCE);
+        drain.begin_drain();
+        let report = drain.wait_idle(Duration::from_millis(20)).await;
+        assert_eq!(
+            report,
+            DrainReport {
+                cut: 0,
+                unconnected: 1
+            }
+        );
     }
 }

@@ -2,7 +2,14 @@
 //! with the fallback instead of a stream, lets the call in progress run to the caller's
 //! own hang-up with its conversation stored and the session completed, and only then
 //! exits, with status 0.
+//!
+//! And SIGTERM between a call's answer and its media socket: the voice webhook was
+//! answered with a stream before the drain began, the socket arrives after; the call is
+//! the sidecar's already, so the socket is accepted, the call runs to the caller's
+//! hang-up with its session completed, and the sidecar (which had no other call) waits
+//! for it before exiting with status 0.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +18,12 @@ use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{
     AudioSource, CallEnd, CallSpec, Caller, StreamEnd, TalkScript, Verb,
 };
-use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+use switchboard_tests::{
+    eventually, Harness, HarnessOptions, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 const NUMBER: &str = "+14155550100";
 const CALLER_SAYS: &str = "Hello, I'd like to check on my order.";
@@ -282,4 +294,269 @@ async fn sigterm_lets_the_call_in_progress_finish_refuses_new_ones_and_exits_cle
         status.success(),
         "the sidecar exits with 0 after draining: {status}\n{logs}"
     );
+}
+
+/// How much audio the late-connected call sends before its caller hangs up.
+const LATE_CALL_AUDIO_MS: u64 = 3_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_before_sigterm_whose_socket_comes_after_is_served_to_its_end() {
+    let openai = OpenAiSim::bind(
+        "127.0.0.1:0",
+        SimConfig {
+            script: Arc::new(script()),
+            ..SimConfig::for_test()
+        },
+    )
+    .await
+    .unwrap();
+    // Twilio reaches the sidecar through a gate that holds media-stream upgrades: the
+    // public URL (webhook signatures, the `<Stream>` url) is the gate's.
+    let gate = StreamGate::bind().await;
+    let mut harness = Harness::start_with(
+        StoreKind::from_env(),
+        &format!("{}/v1/realtime", openai.base_url()),
+        HarnessOptions {
+            sidecar_env: vec![("SWITCHBOARD_PUBLIC_URL", format!("http://{}", gate.addr))],
+            ..HarnessOptions::default()
+        },
+    )
+    .await;
+    gate.forward_to(harness.sidecar_http);
+    let created = harness
+        .agents()
+        .create_agent_settings(pb::CreateAgentSettingsRequest {
+            agent_settings: Some(agent()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ready = eventually(Duration::from_secs(10), || async {
+        let (status, _) = harness.sidecar_admin_get("/readyz").await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the sidecar is ready\n{}", harness.logs());
+
+    // The call is answered with a stream; its media socket waits at the gate.
+    let voice_url = format!("http://{}/api/twilio/voice", gate.addr);
+    let talk = TalkScript::saying(AudioSource::hello_en());
+    let spec = CallSpec::inbound(voice_url, ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
+    let call = Caller::start(spec);
+    let held = gate.held_upgrade(Duration::from_secs(15)).await;
+    assert!(
+        held,
+        "the call's media socket reaches the gate: {:?}\n{}",
+        call.record(),
+        harness.logs()
+    );
+    assert!(
+        call.record().verbs.iter().any(|verb| matches!(
+            verb,
+            Verb::Connect {
+                stream: Some(_),
+                ..
+            }
+        )),
+        "the webhook answered with a stream: {:?}",
+        call.record()
+    );
+
+    // SIGTERM, with no call active yet: the drain begins.
+    harness.sidecar.signal_terminate();
+    let draining = eventually(Duration::from_secs(10), || async {
+        let (status, body) = harness.sidecar_admin_get("/readyz").await?;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert_eq!(
+        draining.as_deref(),
+        Some("draining\n"),
+        "/readyz answers 503 while draining\n{}",
+        harness.logs()
+    );
+    assert_eq!(
+        harness.sidecar_active_calls().await,
+        Some(0),
+        "the answered call has no media socket yet"
+    );
+
+    // Now the socket arrives: it is accepted and the call streams.
+    gate.open();
+    let records = openai.records();
+    let streaming = eventually(Duration::from_secs(15), || {
+        let records = records.clone();
+        async move { records.last().filter(|s| s.appends > 0).map(|_| ()) }
+    })
+    .await;
+    assert!(
+        streaming.is_some(),
+        "the late socket is accepted and the call streams to openai: {:?}\n{}",
+        call.record(),
+        harness.logs()
+    );
+    let talked = eventually(Duration::from_secs(30), || {
+        let record = call.record();
+        let talked = record.stream().is_some_and(|stream| {
+            stream.received.media > 0 && stream.sent.last_timestamp_ms >= LATE_CALL_AUDIO_MS
+        });
+        let cut = record.is_finished();
+        async move { (talked || cut).then_some(talked) }
+    })
+    .await;
+    assert!(
+        talked == Some(true) && !call.is_finished(),
+        "the call goes on during the drain: {:?}\n{}",
+        call.record(),
+        harness.logs()
+    );
+    assert!(
+        harness.sidecar.exit_status().is_none(),
+        "the sidecar waits for the call\n{}",
+        harness.logs()
+    );
+
+    // It ends when the caller hangs up, not before.
+    call.hang_up().expect("the call is live");
+    let record = tokio::time::timeout(Duration::from_secs(60), call.finished())
+        .await
+        .unwrap_or_else(|_| panic!("the call did not end\n{}", harness.logs()));
+    let stream = record
+        .stream()
+        .unwrap_or_else(|| panic!("no media stream: {record:?}"));
+    assert_eq!(
+        stream.end,
+        Some(StreamEnd::CallerHungUp),
+        "the stream ended by the caller's hang-up, not by the sidecar: {record:?}\n{}",
+        harness.logs()
+    );
+    assert_eq!(record.end, Some(CallEnd::CallerHungUp));
+
+    // Its session: completed, not left ringing.
+    let sessions = harness.sessions();
+    let agent_id = created.id.clone();
+    let completed = eventually(Duration::from_secs(30), || {
+        let mut sessions = sessions.clone();
+        let agent_id = agent_id.clone();
+        let call_sid = record.call_sid.clone();
+        async move {
+            let list = sessions
+                .list_call_sessions(pb::ListCallSessionsRequest {
+                    agent_id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            list.call_sessions.into_iter().find(|s| {
+                s.twilio_call_sid == call_sid && s.status == pb::CallStatus::Completed as i32
+            })
+        }
+    })
+    .await;
+    assert!(
+        completed.is_some(),
+        "the late-connected call's session is completed\n{}",
+        harness.logs()
+    );
+
+    // Then the sidecar exits cleanly.
+    let sidecar = &mut harness.sidecar;
+    let exited = eventually(Duration::from_secs(30), || {
+        let status = sidecar.exit_status();
+        async move { status }
+    })
+    .await;
+    let logs = harness.logs();
+    let Some(status) = exited else {
+        panic!("the sidecar did not exit after the drain\n{logs}");
+    };
+    assert!(
+        status.success(),
+        "the sidecar exits with 0 after draining: {status}\n{logs}"
+    );
+}
+
+/// A TCP proxy in front of the sidecar's Twilio listener that passes every connection
+/// through, except that a media-stream upgrade waits until [`StreamGate::open`].
+struct StreamGate {
+    addr: SocketAddr,
+    upstream: watch::Sender<Option<SocketAddr>>,
+    open: watch::Sender<bool>,
+    /// Media-stream upgrades that reached the gate.
+    held: watch::Sender<usize>,
+}
+
+impl StreamGate {
+    const MEDIA_STREAM: &'static [u8] = b"GET /api/twilio/media-stream/";
+
+    async fn bind() -> StreamGate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gate = StreamGate {
+            addr: listener.local_addr().unwrap(),
+            upstream: watch::Sender::new(None),
+            open: watch::Sender::new(false),
+            held: watch::Sender::new(0),
+        };
+        let (upstream, open, held) = (gate.upstream.clone(), gate.open.clone(), gate.held.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let relay =
+                    Self::relay(client, upstream.subscribe(), open.subscribe(), held.clone());
+                tokio::spawn(async move {
+                    let _ = relay.await;
+                });
+            }
+        });
+        gate
+    }
+
+    /// Where connections go (the sidecar's address is known once it started).
+    fn forward_to(&self, addr: SocketAddr) {
+        self.upstream.send_replace(Some(addr));
+    }
+
+    /// Waits (bounded) until a media-stream upgrade is held at the gate.
+    async fn held_upgrade(&self, patience: Duration) -> bool {
+        let mut held = self.held.subscribe();
+        tokio::time::timeout(patience, held.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|seen| seen.is_ok())
+    }
+
+    /// Lets held and future media-stream upgrades through.
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn relay(
+        mut client: TcpStream,
+        mut upstream: watch::Receiver<Option<SocketAddr>>,
+        mut open: watch::Receiver<bool>,
+        held: watch::Sender<usize>,
+    ) -> std::io::Result<()> {
+        // The request line tells a media-stream upgrade from a webhook.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            let n = client.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        if head.starts_with(Self::MEDIA_STREAM) {
+            held.send_modify(|n| *n += 1);
+            let _ = open.wait_for(|open| *open).await;
+        }
+        let to = upstream
+            .wait_for(Option::is_some)
+            .await
+            .map_err(std::io::Error::other)?
+            .expect("waited for an address");
+        let mut server = TcpStream::connect(to).await?;
+        server.write_all(&head).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+        Ok(())
+    }
 }

@@ -5,7 +5,9 @@
 //! shape (400), the upgrade's `x-twilio-signature` when present — over the `wss://` (or,
 //! for an http public URL, `ws://`) URL rebuilt from `SWITCHBOARD_PUBLIC_URL` and the
 //! path, with no parameters (PROTOCOLS §1.5) — (403 on mismatch), and that the replica
-//! is not draining (503). The socket gets small buffers (8 KiB read and write):
+//! is not draining (503) unless the call is one it already answered with a stream (the
+//! voice webhook registered it as expected with the drain, and this socket consumes that
+//! expectation). The socket gets small buffers (8 KiB read and write):
 //! Twilio's frames are about 400 bytes and a replica holds hundreds of calls. Messages
 //! may be larger than the codec's limit (`MAX_FRAME_BYTES`, 64 KiB), up to
 //! [`MAX_MESSAGE_SIZE`], so that an oversized frame reaches the call, which counts and
@@ -160,15 +162,16 @@ fn accept(
             return (StatusCode::FORBIDDEN, "forbidden").into_response();
         }
     };
-    if state.drain.is_draining() {
-        tracing::warn!(%call_id, "media stream refused: draining");
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
-    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let guard = state.drain.track();
+    // Consumes the expectation the voice webhook registered: while draining, only a call
+    // this replica already answered gets in.
+    let Some(guard) = state.drain.admit(&call_id) else {
+        tracing::warn!(%call_id, "media stream refused: draining");
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    };
     tracing::debug!(%call_id, ?signature, "media stream accepted");
     upgrade
         .read_buffer_size(READ_BUFFER_SIZE)

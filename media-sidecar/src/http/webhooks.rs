@@ -11,7 +11,10 @@
 //! out, or answers without a usable route, the caller also hears the fallback: a call is
 //! never dropped silently. Calls the control plane placed arrive with `?callId=…`, which
 //! is passed on as `OpenInboundCall.call_id`: that session is answered by its own agent
-//! and learns its `CallSid` (a different session in the answer is logged).
+//! and learns its `CallSid` (a different session in the answer is logged). A call
+//! answered with a stream is registered with the drain as expected (for the stream
+//! token's TTL, at most [`EXPECT_STREAM_WITHIN`]), so that its media socket is admitted
+//! and waited for even if SIGTERM comes between the answer and the socket.
 //!
 //! **Status callbacks** (`/status`, `/stream-status`) answer 204 whatever happens next:
 //! Twilio does not redeliver them, so a 5xx would only add an alert in Twilio's console.
@@ -20,7 +23,7 @@
 //! statuses are logged (`stream-error` at warn, with the call id): the stream's own
 //! lifecycle reaches the control plane through the call driver.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -45,6 +48,10 @@ use crate::metrics::{FallbackReason, WebhookRoute};
 
 /// The query parameter carrying our call id on callbacks and on calls we placed.
 const CALL_ID_PARAM: &str = "callId";
+/// The longest a call answered with a stream is waited for by a drain before its media
+/// socket arrives (the stream token's TTL, if shorter, bounds it too). Twilio opens the
+/// socket within about a second of the answer.
+const EXPECT_STREAM_WITHIN: Duration = Duration::from_secs(30);
 /// The answer when even the fallback document cannot be written.
 const HANGUP_TWIML: &str =
     r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>"#;
@@ -149,6 +156,11 @@ async fn answer_voice(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[
     }
     match route_twiml(state, &answer) {
         Ok(xml) => {
+            if matches!(answer.route, Some(Route::Realtime(_))) {
+                // `route_twiml` streams only to a valid session id: the one in the TwiML.
+                let within = state.config.stream_token.ttl.min(EXPECT_STREAM_WITHIN);
+                state.drain.expect(session_id, within);
+            }
             tracing::info!(
                 call_sid,
                 call_id = session_id,
