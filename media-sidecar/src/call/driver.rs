@@ -35,10 +35,9 @@ use crate::AppState;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the core is ticked (log batches, retries, max duration, usage).
 const TICK: Duration = Duration::from_millis(250);
-/// After the call ended, how long the log may take to be acknowledged.
-const SETTLE_GRACE: Duration = Duration::from_secs(10);
-/// After a handoff or fallback, how long to wait for Twilio to end the stream.
-const REDIRECT_GRACE: Duration = Duration::from_secs(15);
+/// After the call ended: how long the log may take to be acknowledged and, after a
+/// fallback or handoff redirect, Twilio to end the stream.
+const END_GRACE: Duration = Duration::from_secs(15);
 /// Depth of the outgoing control-plane queue of one call.
 const CONTROL_QUEUE: usize = 256;
 const RECONNECT_MIN: Duration = Duration::from_millis(250);
@@ -396,12 +395,7 @@ impl Relay<'_> {
                     break;
                 }
                 let waited = ended_at.elapsed();
-                let grace = if core.is_settled() {
-                    REDIRECT_GRACE
-                } else {
-                    SETTLE_GRACE.max(REDIRECT_GRACE)
-                };
-                if waited >= grace {
+                if waited >= END_GRACE {
                     if !core.is_settled() {
                         tracing::warn!(
                             unacknowledged = core.outbox().unacknowledged(),
