@@ -1,0 +1,217 @@
+//! CallSessionService: bad input, the status machine, and Twilio status callbacks.
+
+mod support;
+
+#[allow(unused_imports)]
+use support::*;
+
+#[tokio::test]
+async fn call_sessions_reject_bad_input_and_unknown_agents() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Outbound", &unique_number())).await;
+    let base = pb::CreateCallSessionRequest {
+        agent_id: a.id.clone(),
+        from_number: "+815011112222".into(),
+        to_number: "+819012345678".into(),
+        ..Default::default()
+    };
+    let bad = [
+        (
+            "to_number",
+            pb::CreateCallSessionRequest {
+                to_number: "12345".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "from_number",
+            pb::CreateCallSessionRequest {
+                from_number: String::new(),
+                ..base.clone()
+            },
+        ),
+        (
+            "agent_id",
+            pb::CreateCallSessionRequest {
+                agent_id: String::new(),
+                ..base.clone()
+            },
+        ),
+        (
+            "direction",
+            pb::CreateCallSessionRequest {
+                direction: 9,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (field, request) in bad {
+        let status = server
+            .sessions()
+            .create_call_session(request)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert!(
+            status.message().starts_with(field),
+            "{field}: {}",
+            status.message()
+        );
+    }
+    let unknown = pb::CreateCallSessionRequest {
+        agent_id: "no-such-agent".into(),
+        ..base
+    };
+    assert_eq!(
+        server
+            .sessions()
+            .create_call_session(unknown)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let missing = server
+        .sessions()
+        .get_call_session(pb::GetCallSessionRequest { id: "nope".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let token = pb::ListCallSessionsRequest {
+        page_token: "garbage".into(),
+        ..Default::default()
+    };
+    let status = server
+        .sessions()
+        .list_call_sessions(token)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("page_token"));
+}
+
+#[tokio::test]
+async fn a_final_status_cannot_be_left() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Status", &unique_number())).await;
+    let s = create_session(&server, &a.id).await;
+    assert_eq!(s.status, pb::CallStatus::Queued as i32);
+    let update = |status: pb::CallStatus| pb::UpdateCallStatusRequest {
+        id: s.id.clone(),
+        status: status.into(),
+        ..Default::default()
+    };
+    server
+        .sessions()
+        .update_call_status(update(pb::CallStatus::Ringing))
+        .await
+        .unwrap();
+    let done = server
+        .sessions()
+        .update_call_status(update(pb::CallStatus::NoAnswer))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(done.ended_at.is_some());
+    let status = server
+        .sessions()
+        .update_call_status(update(pb::CallStatus::InProgress))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("no-answer") && status.message().contains("in-progress"),
+        "{}",
+        status.message()
+    );
+    let unspecified = server
+        .sessions()
+        .update_call_status(update(pb::CallStatus::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(unspecified.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn twilio_status_callbacks_move_the_call_and_stale_ones_change_nothing() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Callbacks", &unique_number())).await;
+    let mut request = pb::CreateCallSessionRequest {
+        agent_id: a.id.clone(),
+        from_number: "+815011112222".into(),
+        to_number: "+819012345678".into(),
+        ..Default::default()
+    };
+    request.twilio_call_sid = "CA00000000000000000000000000000042".into();
+    let s = server
+        .sessions()
+        .create_call_session(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let report = |status: &str, seq: u32| pb::ReportTwilioStatusRequest {
+        call_sid: "CA00000000000000000000000000000042".into(),
+        call_status: status.into(),
+        sequence_number: seq,
+        ..Default::default()
+    };
+    let mut calls = server.calls();
+    let ringing = calls
+        .report_twilio_status(report("ringing", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ringing.applied);
+    let answered = calls
+        .report_twilio_status(report("in-progress", 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answered.applied);
+    // A late "ringing" after "in-progress": ignored, not an error.
+    let stale = calls
+        .report_twilio_status(report("ringing", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stale.applied);
+    assert_eq!(
+        stale.session.unwrap().status,
+        pb::CallStatus::InProgress as i32
+    );
+    let busy = pb::ReportTwilioStatusRequest {
+        call_id: s.id.clone(),
+        error_code: "31005".into(),
+        error_message: "connection error".into(),
+        ..report("failed", 3)
+    };
+    let failed = calls
+        .report_twilio_status(busy)
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(failed.status, pb::CallStatus::Failed as i32);
+    assert_eq!(failed.end_reason, "twilio_failed");
+    assert_eq!(failed.error.unwrap().code, "twilio.31005");
+
+    let unknown = pb::ReportTwilioStatusRequest {
+        call_sid: "CAffffffffffffffffffffffffffffffff".into(),
+        ..report("completed", 4)
+    };
+    assert_eq!(
+        calls
+            .report_twilio_status(unknown)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let bad = calls
+        .report_twilio_status(report("exploded", 5))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("call_status"));
+}
