@@ -463,6 +463,14 @@ async fn talking_over_queued_audio_clears_it_and_truncates_at_what_the_caller_he
     })
     .await;
     stored_as_interrupted(&stored, &cut, audio_end_ms);
+    let counted = harness
+        .sidecar_metric("switchboard_sidecar_barge_ins_total")
+        .await;
+    assert_eq!(
+        counted,
+        Some(1.0),
+        "the sidecar's /metrics counts the barge-in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

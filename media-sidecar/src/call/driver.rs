@@ -305,8 +305,8 @@ struct Relay<'a> {
     backoff: Duration,
     ended_at: Option<Instant>,
     fallback_sent: bool,
-    /// Frames already added to the metrics: (caller, assistant).
-    counted: (u64, u64),
+    /// Already added to the metrics: (caller frames, assistant frames, barge-ins).
+    counted: (u64, u64, u64),
     /// Rejected Twilio frames already added to the metrics.
     counted_rejects: super::RejectCounts,
 }
@@ -532,7 +532,11 @@ impl Relay<'_> {
     /// the metrics.
     fn report_frames(&mut self, core: &CallCore) {
         let counters = core.counters();
-        let (caller, assistant) = (counters.caller_frames, counters.assistant_frames);
+        let (caller, assistant, barge_ins) = (
+            counters.caller_frames,
+            counters.assistant_frames,
+            counters.barge_ins,
+        );
         self.state
             .metrics
             .frames_relayed(Direction::TwilioToOpenAi)
@@ -541,7 +545,10 @@ impl Relay<'_> {
             .metrics
             .frames_relayed(Direction::OpenAiToTwilio)
             .inc_by(assistant - self.counted.1.min(assistant));
-        self.counted = (caller, assistant);
+        for _ in self.counted.2.min(barge_ins)..barge_ins {
+            self.state.metrics.barge_in();
+        }
+        self.counted = (caller, assistant, barge_ins);
         let rejected = counters.twilio_rejected;
         for (reason, count) in rejected.iter() {
             let new = count - self.counted_rejects.get(reason).min(count);
