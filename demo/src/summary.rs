@@ -1,0 +1,255 @@
+//! What the demo shows at the end, read back from the control plane: each call's status,
+//! one full transcript as stored, the barge-ins and the items stored.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchboard_proto::v1 as pb;
+use switchboard_sim::twilio::CallRecord;
+
+/// What a simulated caller does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Asks, hears the answer out, hangs up.
+    Plain,
+    /// Talks over the assistant's answer.
+    BargeIn,
+    /// The Realtime API refuses the call's session: the agent's fallback answers.
+    AiUnavailable,
+}
+
+impl CallKind {
+    fn label(self) -> &'static str {
+        match self {
+            CallKind::Plain => "plain",
+            CallKind::BargeIn => "barge-in",
+            CallKind::AiUnavailable => "ai unavailable",
+        }
+    }
+}
+
+/// One call as stored.
+#[derive(Debug, Clone)]
+pub struct CallSummary {
+    pub kind: CallKind,
+    /// The Twilio call SID.
+    pub call_sid: String,
+    /// The control plane's session id; empty when no session was found.
+    pub call_id: String,
+    pub status: pb::CallStatus,
+    pub end_reason: String,
+    /// Conversation items stored.
+    pub items: usize,
+    /// `clear`s the caller received (Twilio's side of a barge-in).
+    pub clears: usize,
+    /// Assistant answers stored as interrupted (the record's side of a barge-in).
+    pub interrupted: usize,
+    /// How long the call lasted, as the caller saw it.
+    pub duration: Duration,
+}
+
+/// One stored conversation item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptLine {
+    pub seq: u64,
+    pub role: String,
+    pub text: String,
+    /// `interrupted at N ms` for an answer cut by a barge-in.
+    pub note: String,
+}
+
+/// The end of the demo.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub calls: Vec<CallSummary>,
+    /// The call whose transcript is shown, and the transcript.
+    pub transcript_of: Option<String>,
+    pub transcript: Vec<TranscriptLine>,
+    /// Barge-ins handled: answers stored as interrupted.
+    pub barge_ins: usize,
+    /// Conversation items stored by this run's calls.
+    pub items_stored: usize,
+    /// Where the embedded store keeps them.
+    pub data_dir: PathBuf,
+    pub elapsed: Duration,
+}
+
+/// Whether nothing can change `status` any more.
+pub fn is_final(status: pb::CallStatus) -> bool {
+    use pb::CallStatus::*;
+    matches!(
+        status,
+        Completed | Failed | Busy | NoAnswer | Canceled | HandedOff
+    )
+}
+
+fn status_name(status: pb::CallStatus) -> &'static str {
+    use pb::CallStatus::*;
+    match status {
+        Unspecified => "unknown",
+        Queued => "queued",
+        Ringing => "ringing",
+        InProgress => "in-progress",
+        Completed => "completed",
+        Failed => "failed",
+        Busy => "busy",
+        NoAnswer => "no-answer",
+        Canceled => "canceled",
+        HandedOff => "handed-off",
+    }
+}
+
+fn role_name(role: pb::ConversationRole) -> &'static str {
+    use pb::ConversationRole::*;
+    match role {
+        Unspecified => "?",
+        User => "caller",
+        Assistant => "assistant",
+        System => "system",
+        Tool => "tool",
+    }
+}
+
+impl Summary {
+    /// Joins the callers' records with the stored sessions (same order).
+    pub fn new(
+        kinds: &[CallKind],
+        records: &[CallRecord],
+        stored: &[Option<pb::CallSession>],
+        data_dir: PathBuf,
+        elapsed: Duration,
+    ) -> Summary {
+        let calls: Vec<CallSummary> = kinds
+            .iter()
+            .zip(records)
+            .zip(stored)
+            .map(|((kind, record), session)| CallSummary {
+                kind: *kind,
+                call_sid: record.call_sid.clone(),
+                call_id: session.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+                status: session
+                    .as_ref()
+                    .map_or(pb::CallStatus::Unspecified, |s| s.status()),
+                end_reason: session
+                    .as_ref()
+                    .map(|s| s.end_reason.clone())
+                    .unwrap_or_default(),
+                items: session.as_ref().map_or(0, |s| s.conversation.len()),
+                clears: record.streams.iter().map(|s| s.clears.len()).sum(),
+                interrupted: session.as_ref().map_or(0, |s| {
+                    transcript(s)
+                        .iter()
+                        .filter(|line| !line.note.is_empty())
+                        .count()
+                }),
+                duration: record.duration,
+            })
+            .collect();
+        // The most telling transcript: a barge-in call's, else the longest.
+        let shown = kinds
+            .iter()
+            .zip(stored)
+            .filter_map(|(kind, s)| Some((*kind, s.as_ref()?)))
+            .max_by_key(|(kind, s)| (*kind == CallKind::BargeIn, s.conversation.len()))
+            .map(|(_, s)| s);
+        let transcript = shown.map(transcript).unwrap_or_default();
+        Summary {
+            items_stored: calls.iter().map(|c| c.items).sum(),
+            barge_ins: calls.iter().map(|c| c.interrupted).sum(),
+            calls,
+            transcript_of: shown.map(|s| s.id.clone()),
+            transcript,
+            data_dir,
+            elapsed,
+        }
+    }
+
+    /// Calls that reached a final status.
+    pub fn finished_calls(&self) -> usize {
+        self.calls.iter().filter(|c| is_final(c.status)).count()
+    }
+}
+
+fn transcript(session: &pb::CallSession) -> Vec<TranscriptLine> {
+    session
+        .conversation
+        .iter()
+        .map(|item| {
+            let payload: Option<serde_json::Value> = serde_json::from_str(&item.payload_json).ok();
+            let note = payload
+                .filter(|p| p["interrupted"] == true)
+                .map(|p| format!("interrupted at {} ms", p["audio_end_ms"]))
+                .unwrap_or_default();
+            TranscriptLine {
+                seq: item.seq,
+                role: role_name(item.role()).to_owned(),
+                text: item.text.clone(),
+                note,
+            }
+        })
+        .collect()
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "\n== calls ({:.1} s) ==", self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "{:<38} {:<14} {:<11} {:<16} {:>5} {:>7}",
+            "call id", "kind", "status", "end reason", "items", "length"
+        )?;
+        for call in &self.calls {
+            let id = if call.call_id.is_empty() {
+                format!("(no session for {})", call.call_sid)
+            } else {
+                call.call_id.clone()
+            };
+            // The simulator does not time a call that ends in a `<Dial>`.
+            let length = if call.duration < Duration::from_millis(50) {
+                "-".to_owned()
+            } else {
+                format!("{:.1}s", call.duration.as_secs_f64())
+            };
+            writeln!(
+                f,
+                "{id:<38} {:<14} {:<11} {:<16} {:>5} {length:>7}",
+                call.kind.label(),
+                status_name(call.status),
+                call.end_reason,
+                call.items,
+            )?;
+        }
+        if let Some(id) = &self.transcript_of {
+            writeln!(f, "\n== transcript of {id}, as stored ==")?;
+            for line in &self.transcript {
+                let note = if line.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", line.note)
+                };
+                writeln!(f, "{:>3} {:>9}: {}{note}", line.seq, line.role, line.text)?;
+            }
+        }
+        let clears: usize = self.calls.iter().map(|c| c.clears).sum();
+        writeln!(f, "\n== totals ==")?;
+        writeln!(
+            f,
+            "calls finished:      {} of {}",
+            self.finished_calls(),
+            self.calls.len()
+        )?;
+        writeln!(
+            f,
+            "barge-ins handled:   {} (answers stored as interrupted; clears sent to callers: {clears})",
+            self.barge_ins
+        )?;
+        writeln!(f, "items stored:        {}", self.items_stored)?;
+        write!(
+            f,
+            "data:                {} (embedded store; `control-plane --store {}` serves it)",
+            self.data_dir.display(),
+            self.data_dir.display()
+        )
+    }
+}
