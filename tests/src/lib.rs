@@ -347,6 +347,39 @@ impl Harness {
         Some(value as u64)
     }
 
+    /// Waits (at most `patience`) until the newest session of `agent_id`, read with its
+    /// conversation, satisfies `done`.
+    pub async fn agent_session_where(
+        &self,
+        agent_id: &str,
+        patience: Duration,
+        done: impl Fn(&switchboard_proto::v1::CallSession) -> bool,
+    ) -> Option<switchboard_proto::v1::CallSession> {
+        use switchboard_proto::v1 as pb;
+        let sessions = self.sessions();
+        eventually(patience, || {
+            let mut sessions = sessions.clone();
+            let agent_id = agent_id.to_owned();
+            let done = &done;
+            async move {
+                let request = pb::ListCallSessionsRequest {
+                    agent_id,
+                    ..Default::default()
+                };
+                let list = sessions
+                    .list_call_sessions(request)
+                    .await
+                    .ok()?
+                    .into_inner();
+                let id = list.call_sessions.first()?.id.clone();
+                let request = pb::GetCallSessionRequest { id };
+                let session = sessions.get_call_session(request).await.ok()?.into_inner();
+                done(&session).then_some(session)
+            }
+        })
+        .await
+    }
+
     /// Logs of both services, for a failing assertion's message.
     pub fn logs(&self) -> String {
         format!(

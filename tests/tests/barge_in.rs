@@ -24,7 +24,7 @@ use switchboard_sim::openai::{
 use switchboard_sim::twilio::{
     AudioSource, CallRecord, CallSpec, Caller, MarkEcho, StreamRecord, TalkScript,
 };
-use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+use switchboard_tests::{Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
 /// Length of each audio delta the OpenAI simulator sends: the granularity of the marks.
 const CHUNK_MS: u64 = 100;
@@ -126,31 +126,11 @@ async fn completed_session(
     agent_id: &str,
     ready: impl Fn(&pb::CallSession) -> bool,
 ) -> pb::CallSession {
-    let sessions = harness.sessions();
-    let found = eventually(Duration::from_secs(15), || {
-        let mut sessions = sessions.clone();
-        let agent_id = agent_id.to_owned();
-        let ready = &ready;
-        async move {
-            let list = sessions
-                .list_call_sessions(pb::ListCallSessionsRequest {
-                    agent_id,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
-            let id = list.call_sessions.first()?.id.clone();
-            let session = sessions
-                .get_call_session(pb::GetCallSessionRequest { id })
-                .await
-                .ok()?
-                .into_inner();
-            (session.status == pb::CallStatus::Completed as i32 && ready(&session))
-                .then_some(session)
-        }
-    })
-    .await;
+    let found = harness
+        .agent_session_where(agent_id, Duration::from_secs(15), |session| {
+            session.status == pb::CallStatus::Completed as i32 && ready(session)
+        })
+        .await;
     found.unwrap_or_else(|| panic!("the call was not stored as expected\n{}", harness.logs()))
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript};
-use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+use switchboard_tests::{Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
 const NUMBER: &str = "+14155550100";
 
@@ -116,29 +116,11 @@ async fn inbound_call_on(store: StoreKind) {
 
     // The record: completed, with the caller's and the assistant's turns in order.
     let mut sessions = harness.sessions();
-    let agent_id = created.id.clone();
-    let stored = eventually(Duration::from_secs(15), || {
-        let mut sessions = sessions.clone();
-        let agent_id = agent_id.clone();
-        async move {
-            let list = sessions
-                .list_call_sessions(pb::ListCallSessionsRequest {
-                    agent_id,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
-            let id = list.call_sessions.first()?.id.clone();
-            let s = sessions
-                .get_call_session(pb::GetCallSessionRequest { id })
-                .await
-                .ok()?
-                .into_inner();
-            (s.status == pb::CallStatus::Completed as i32 && s.conversation.len() >= 2).then_some(s)
-        }
-    })
-    .await;
+    let stored = harness
+        .agent_session_where(&created.id, Duration::from_secs(15), |s| {
+            s.status == pb::CallStatus::Completed as i32 && s.conversation.len() >= 2
+        })
+        .await;
     let Some(stored) = stored else {
         let list = sessions
             .list_call_sessions(pb::ListCallSessionsRequest::default())

@@ -16,7 +16,7 @@ use switchboard_sim::openai::{
     FunctionCall, OpenAiSim, Reply, Script, SessionRecord, SimConfig, Turn,
 };
 use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript};
-use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+use switchboard_tests::{Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
 const TOOL: &str = "lookup_order";
 const BEFORE_CALL: &str = "Let me check that for you.";
@@ -178,30 +178,12 @@ async fn call(harness: &Harness, number: &str) {
 /// The call's stored session once it is completed and its answer after the tool call is
 /// stored.
 async fn completed_session(harness: &Harness, agent_id: &str) -> pb::CallSession {
-    let sessions = harness.sessions();
-    let found = eventually(Duration::from_secs(15), || {
-        let mut sessions = sessions.clone();
-        let agent_id = agent_id.to_owned();
-        async move {
-            let list = sessions
-                .list_call_sessions(pb::ListCallSessionsRequest {
-                    agent_id,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
-            let id = list.call_sessions.first()?.id.clone();
-            let session = sessions
-                .get_call_session(pb::GetCallSessionRequest { id })
-                .await
-                .ok()?
-                .into_inner();
+    let found = harness
+        .agent_session_where(agent_id, Duration::from_secs(15), |session| {
             let answered = session.conversation.iter().any(|i| i.text == AFTER_CALL);
-            (session.status == pb::CallStatus::Completed as i32 && answered).then_some(session)
-        }
-    })
-    .await;
+            session.status == pb::CallStatus::Completed as i32 && answered
+        })
+        .await;
     found.unwrap_or_else(|| {
         panic!(
             "the call was not completed with the answer after the tool call stored\n{}",

@@ -113,30 +113,7 @@ pub(crate) async fn agent_session_where(
     patience: Duration,
     done: impl Fn(&pb::CallSession) -> bool,
 ) -> Option<pb::CallSession> {
-    let sessions = harness.sessions();
-    eventually(patience, || {
-        let mut sessions = sessions.clone();
-        let agent_id = agent_id.to_owned();
-        let done = &done;
-        async move {
-            let list = sessions
-                .list_call_sessions(pb::ListCallSessionsRequest {
-                    agent_id,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
-            let id = list.call_sessions.first()?.id.clone();
-            let session = sessions
-                .get_call_session(pb::GetCallSessionRequest { id })
-                .await
-                .ok()?
-                .into_inner();
-            done(&session).then_some(session)
-        }
-    })
-    .await
+    harness.agent_session_where(agent_id, patience, done).await
 }
 
 /// A session the control plane created for `agent_id` (outbound, queued: live).
