@@ -172,18 +172,9 @@ async fn sigterm_lets_the_call_in_progress_finish_refuses_new_ones_and_exits_cle
 
     // The call in progress goes on through the drain: the caller is answered, and the
     // call runs to about 6 s of audio.
-    let talked = eventually(Duration::from_secs(30), || {
-        let record = in_progress.record();
-        let talked = record.stream().is_some_and(|stream| {
-            stream.received.media > 0 && stream.sent.last_timestamp_ms >= CALL_AUDIO_MS
-        });
-        // A call cut short never gets there: stop waiting at once.
-        let cut = record.is_finished();
-        async move { (talked || cut).then_some(talked) }
-    })
-    .await;
+    let talked = talks_through(&in_progress, CALL_AUDIO_MS).await;
     assert!(
-        talked == Some(true) && !in_progress.is_finished(),
+        talked && !in_progress.is_finished(),
         "the call in progress goes on during the drain: {:?}\n{}",
         in_progress.record(),
         harness.logs()
@@ -395,17 +386,9 @@ async fn a_call_answered_before_sigterm_whose_socket_comes_after_is_served_to_it
         call.record(),
         harness.logs()
     );
-    let talked = eventually(Duration::from_secs(30), || {
-        let record = call.record();
-        let talked = record.stream().is_some_and(|stream| {
-            stream.received.media > 0 && stream.sent.last_timestamp_ms >= LATE_CALL_AUDIO_MS
-        });
-        let cut = record.is_finished();
-        async move { (talked || cut).then_some(talked) }
-    })
-    .await;
+    let talked = talks_through(&call, LATE_CALL_AUDIO_MS).await;
     assert!(
-        talked == Some(true) && !call.is_finished(),
+        talked && !call.is_finished(),
         "the call goes on during the drain: {:?}\n{}",
         call.record(),
         harness.logs()
@@ -559,4 +542,19 @@ impl StreamGate {
         tokio::io::copy_bidirectional(&mut client, &mut server).await?;
         Ok(())
     }
+}
+
+/// True once the caller has heard the assistant and sent `audio_ms` of audio; false as
+/// soon as the call ends before that (a call cut short never gets there).
+async fn talks_through(call: &Caller, audio_ms: u64) -> bool {
+    let talked = eventually(Duration::from_secs(30), || {
+        let record = call.record();
+        let talked = record.stream().is_some_and(|stream| {
+            stream.received.media > 0 && stream.sent.last_timestamp_ms >= audio_ms
+        });
+        let cut = record.is_finished();
+        async move { (talked || cut).then_some(talked) }
+    })
+    .await;
+    talked == Some(true)
 }
