@@ -31,6 +31,12 @@ pub const ENV_TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
 pub const ENV_TWILIO_API_URL: &str = "SWITCHBOARD_TWILIO_API_URL";
 pub const DEFAULT_TWILIO_API_URL: &str = "https://api.twilio.com";
+/// The media sidecar's voice webhook as Twilio reaches it (`https://…/api/twilio/voice`):
+/// the `Url` of calls the control plane places. Unset: no calls are placed.
+pub const ENV_VOICE_WEBHOOK_URL: &str = "SWITCHBOARD_VOICE_WEBHOOK_URL";
+/// The media sidecar's call-status webhook, the `StatusCallback` of placed calls.
+/// Default: the voice webhook URL with its last path segment `voice` replaced by `status`.
+pub const ENV_STATUS_WEBHOOK_URL: &str = "SWITCHBOARD_STATUS_WEBHOOK_URL";
 /// Database used when a MongoDB URI names none.
 pub const DEFAULT_MONGODB_DATABASE: &str = "switchboard";
 
@@ -76,12 +82,21 @@ impl fmt::Debug for StoreConfig {
     }
 }
 
-/// Credentials and address of Twilio's REST API (used from the outbound-call work on).
+/// Credentials and address of Twilio's REST API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TwilioConfig {
     pub account_sid: Option<String>,
     pub auth_token: Option<Secret>,
     pub api_url: String,
+}
+
+/// Where Twilio reaches the media sidecars, for the calls the control plane places.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// [`ENV_VOICE_WEBHOOK_URL`]; `None` when calls cannot be placed.
+    pub voice_url: Option<reqwest::Url>,
+    /// [`ENV_STATUS_WEBHOOK_URL`], or derived from the voice URL; set whenever `voice_url` is.
+    pub status_url: Option<reqwest::Url>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +108,7 @@ pub struct Config {
     pub default_agent_id: Option<String>,
     pub tool_signing_secret: Option<Secret>,
     pub twilio: TwilioConfig,
+    pub webhooks: WebhookConfig,
 }
 
 /// A setting that cannot be used.
@@ -133,6 +149,12 @@ pub struct Flags {
     /// Agent answering numbers no agent owns [env: SWITCHBOARD_DEFAULT_AGENT_ID]
     #[arg(long)]
     pub default_agent_id: Option<String>,
+    /// The sidecars' voice webhook, for placed calls [env: SWITCHBOARD_VOICE_WEBHOOK_URL]
+    #[arg(long)]
+    pub voice_webhook_url: Option<String>,
+    /// The sidecars' status webhook [env: SWITCHBOARD_STATUS_WEBHOOK_URL] [default: derived]
+    #[arg(long)]
+    pub status_webhook_url: Option<String>,
 }
 
 impl Config {
@@ -145,6 +167,8 @@ impl Config {
             (ENV_LOG, &flags.log),
             (ENV_LOG_FORMAT, &flags.log_format),
             (ENV_DEFAULT_AGENT_ID, &flags.default_agent_id),
+            (ENV_VOICE_WEBHOOK_URL, &flags.voice_webhook_url),
+            (ENV_STATUS_WEBHOOK_URL, &flags.status_webhook_url),
         ];
         Config::from_lookup(|name| {
             let flag = overrides
@@ -205,6 +229,10 @@ impl Config {
                 ));
             }
         }
+        let webhooks = parse_webhooks(
+            get(ENV_VOICE_WEBHOOK_URL).as_deref(),
+            get(ENV_STATUS_WEBHOOK_URL).as_deref(),
+        )?;
         Ok(Config {
             grpc_addr,
             store,
@@ -217,6 +245,7 @@ impl Config {
                 auth_token: get(ENV_TWILIO_AUTH_TOKEN).map(Secret::new),
                 api_url: twilio_api_url.trim_end_matches('/').to_owned(),
             },
+            webhooks,
         })
     }
 
@@ -228,6 +257,48 @@ impl Config {
         config.telemetry.filter = "warn".into();
         config
     }
+}
+
+fn parse_webhooks(voice: Option<&str>, status: Option<&str>) -> Result<WebhookConfig, ConfigError> {
+    let url = |variable, value: &str| {
+        let url = reqwest::Url::parse(value)
+            .map_err(|e| error(variable, format!("{value:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(error(variable, "must be an http(s) URL"));
+        }
+        Ok(url)
+    };
+    let Some(voice) = voice else {
+        if status.is_some() {
+            return Err(error(
+                ENV_STATUS_WEBHOOK_URL,
+                format!("is set but {ENV_VOICE_WEBHOOK_URL} is not; set both or neither"),
+            ));
+        }
+        return Ok(WebhookConfig::default());
+    };
+    let voice = url(ENV_VOICE_WEBHOOK_URL, voice)?;
+    let status = match status {
+        Some(status) => url(ENV_STATUS_WEBHOOK_URL, status)?,
+        None => derive_status_url(&voice).ok_or_else(|| {
+            error(
+                ENV_STATUS_WEBHOOK_URL,
+                format!("must be set when {ENV_VOICE_WEBHOOK_URL} does not end in /voice"),
+            )
+        })?,
+    };
+    Ok(WebhookConfig {
+        voice_url: Some(voice),
+        status_url: Some(status),
+    })
+}
+
+/// `…/api/twilio/voice?x` → `…/api/twilio/status?x`: the sidecar serves both side by side.
+fn derive_status_url(voice: &reqwest::Url) -> Option<reqwest::Url> {
+    let path = voice.path().strip_suffix("/voice")?;
+    let mut status = voice.clone();
+    status.set_path(&format!("{path}/status"));
+    Some(status)
 }
 
 fn parse_store(value: &str) -> Result<StoreConfig, ConfigError> {
@@ -310,11 +381,39 @@ mod tests {
             (ENV_API_TOKEN, "has space"),
             (ENV_TWILIO_API_URL, "not a url"),
             (ENV_TWILIO_ACCOUNT_SID, "XY123"),
+            (ENV_VOICE_WEBHOOK_URL, "not a url"),
+            (ENV_VOICE_WEBHOOK_URL, "ftp://sidecar/api/twilio/voice"),
+            (ENV_STATUS_WEBHOOK_URL, "https://sidecar/api/twilio/status"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{value}");
             assert!(err.to_string().starts_with(var));
         }
+    }
+
+    #[test]
+    fn the_status_webhook_defaults_to_the_voice_webhooks_sibling() {
+        let c = config(&[(
+            ENV_VOICE_WEBHOOK_URL,
+            "https://calls.example.com/edge/api/twilio/voice",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.webhooks.status_url.unwrap().as_str(),
+            "https://calls.example.com/edge/api/twilio/status"
+        );
+        let c = config(&[
+            (ENV_VOICE_WEBHOOK_URL, "https://calls.example.com/answer"),
+            (ENV_STATUS_WEBHOOK_URL, "https://calls.example.com/progress"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.webhooks.status_url.unwrap().as_str(),
+            "https://calls.example.com/progress"
+        );
+        assert_eq!(config(&[]).unwrap().webhooks, WebhookConfig::default());
+        let underivable = config(&[(ENV_VOICE_WEBHOOK_URL, "https://calls.example.com/answer")]);
+        assert_eq!(underivable.unwrap_err().variable, ENV_STATUS_WEBHOOK_URL);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use tonic::{Code, Status};
 
 use crate::domain::InvalidField;
 use crate::store::StoreError;
+use crate::twilio_api::TwilioError;
 
 /// The codes our services answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,26 @@ pub fn store_status(e: StoreError) -> Status {
     Status::new(code.into(), message)
 }
 
+/// The code for a Twilio REST call that failed: a refusal is about the request or the
+/// account (retrying the same request fails the same way); an outage, a 5xx or a 429 may
+/// pass later.
+pub fn twilio_error_code(e: &TwilioError) -> ErrorCode {
+    match e {
+        TwilioError::Rejected { status, .. } if *status == 429 || *status >= 500 => {
+            ErrorCode::Unavailable
+        }
+        TwilioError::Rejected { .. } => ErrorCode::FailedPrecondition,
+        TwilioError::Unreachable(_) | TwilioError::Unexpected(_) => ErrorCode::Unavailable,
+        TwilioError::Invalid(_) => ErrorCode::InvalidArgument,
+    }
+}
+
+/// A failed Twilio REST call as a gRPC status: `{context}: {error}` (the error names
+/// Twilio's HTTP status, code and message).
+pub fn twilio_status(context: &str, e: &TwilioError) -> Status {
+    Status::new(twilio_error_code(e).into(), format!("{context}: {e}"))
+}
+
 /// A rejected field as `INVALID_ARGUMENT` whose message starts with the field path.
 pub fn invalid(e: InvalidField) -> Status {
     Status::new(ErrorCode::InvalidArgument.into(), e.to_string())
@@ -95,6 +116,24 @@ mod tests {
             actual: 2,
         };
         assert_eq!(store_status(conflict).code(), Code::Aborted);
+        let refused = TwilioError::Rejected {
+            status: 400,
+            code: 21211,
+            message: "Invalid 'To' Phone Number".into(),
+        };
+        let status = twilio_status("call c1", &refused);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(
+            status.message().starts_with("call c1: ") && status.message().contains("21211"),
+            "{}",
+            status.message()
+        );
+        let busy = TwilioError::Rejected {
+            status: 429,
+            code: 20429,
+            message: "Too Many Requests".into(),
+        };
+        assert_eq!(twilio_status("x", &busy).code(), Code::Unavailable);
         assert_eq!(
             store_status(StoreError::BadPageToken("x".into())).message(),
             "page_token: invalid page token \"x\""

@@ -28,6 +28,8 @@ pub struct Services {
     pub tools: crate::tools::ToolInvoker,
     /// Twilio's REST API; `None` when no credentials are configured.
     pub twilio: Option<Arc<dyn crate::twilio_api::TwilioApi>>,
+    /// The sidecars' webhooks, for the calls this control plane places.
+    pub webhooks: crate::config::WebhookConfig,
 }
 
 impl Services {
@@ -70,7 +72,71 @@ impl Services {
         }
     }
 
-    /// The agent for a call: its own, else the configured default agent.
+    /// Why calls cannot be placed (the missing setting), or `None` when they can.
+    pub(crate) fn cannot_place_calls(&self) -> Option<String> {
+        use crate::config::{ENV_TWILIO_ACCOUNT_SID, ENV_TWILIO_AUTH_TOKEN, ENV_VOICE_WEBHOOK_URL};
+        if self.twilio.is_none() {
+            return Some(format!(
+                "no twilio account is configured ({ENV_TWILIO_ACCOUNT_SID}, {ENV_TWILIO_AUTH_TOKEN})"
+            ));
+        }
+        if self.webhooks.voice_url.is_none() {
+            return Some(format!(
+                "no voice webhook url is configured ({ENV_VOICE_WEBHOOK_URL})"
+            ));
+        }
+        None
+    }
+
+    /// Asks Twilio to dial a new outbound session's callee and records the call SID.
+    /// When Twilio refuses or cannot be reached, the session ends `failed` with Twilio's
+    /// reason, and the error names the session and Twilio's code and message.
+    pub(crate) async fn place_call(
+        &self,
+        session: &CallSession,
+    ) -> Result<CallSession, tonic::Status> {
+        let (Some(twilio), Some(voice_url), Some(status_url)) = (
+            &self.twilio,
+            &self.webhooks.voice_url,
+            &self.webhooks.status_url,
+        ) else {
+            let missing = self.cannot_place_calls().unwrap_or_default();
+            return Err(tonic::Status::failed_precondition(format!(
+                "call {}: cannot place calls: {missing}",
+                session.id
+            )));
+        };
+        let request = crate::outbound::create_call(session, voice_url, status_url);
+        let created = match twilio.create_call(&request).await {
+            Ok(created) => created,
+            Err(e) => {
+                tracing::warn!(call_id = %session.id, error = %e, "twilio did not place the call");
+                let change = crate::outbound::not_placed(&e);
+                if let Err(status) = self.change_status(&session.id, &change).await {
+                    tracing::error!(call_id = %session.id, "could not record the unplaced call: {}", status.message());
+                }
+                let context = format!("call {}: twilio did not place the call", session.id);
+                return Err(crate::error::twilio_status(&context, &e));
+            }
+        };
+        let call_sid = created.sid.unwrap_or_default();
+        tracing::info!(call_id = %session.id, %call_sid, "call placed");
+        let change = StatusChange {
+            twilio_call_sid: call_sid,
+            ..StatusChange::to(session.status)
+        };
+        match self.change_status(&session.id, &change).await {
+            Ok(updated) => Ok(updated),
+            // A status callback moved the session on first, and recorded the SID itself.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => self
+                .store
+                .get_session(&session.id)
+                .await
+                .map_err(store_status),
+            Err(status) => Err(status),
+        }
+    }
+
     /// Redirects a live call to its agent's fallback and ends its session accordingly.
     pub(crate) async fn play_fallback(
         &self,
@@ -176,6 +242,7 @@ impl Services {
         self.change_status(&session.id, &change).await
     }
 
+    /// The agent for a call: its own, else the configured default agent.
     pub(crate) async fn agent_or_default(
         &self,
         agent_id: &str,

@@ -3,8 +3,9 @@
 //!
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the bus behind
-//! `WatchCallEvents`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API
-//! and `redirect` builds what it redirects calls to; `config` reads the environment once.
+//! `WatchCallEvents`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API,
+//! `redirect` builds what it redirects calls to and `outbound` the calls it places;
+//! `config` reads the environment once.
 //! [`serve`] ties them together on an already-bound listener, which is how tests run
 //! it on `127.0.0.1:0`.
 
@@ -13,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod outbound;
 pub mod redirect;
 pub mod store;
 pub mod tools;
@@ -86,6 +88,7 @@ pub async fn serve_with_store(
         tools: tools::ToolInvoker::new(config.tool_signing_secret.clone()),
         twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio)
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
+        webhooks: config.webhooks.clone(),
     };
     if services.twilio.is_none() {
         tracing::warn!("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set: live calls cannot be redirected to fallbacks");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_twilio::rest::{ErrorResponse, UpdateCall};
+use switchboard_twilio::rest::{CallResource, CreateCall, ErrorResponse, UpdateCall};
 
 use crate::config::{Secret, TwilioConfig};
 
@@ -28,6 +28,9 @@ pub enum TwilioError {
     Unreachable(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Twilio answered success with a body we cannot use.
+    #[error("unexpected answer from twilio: {0}")]
+    Unexpected(String),
 }
 
 /// What the control plane asks of Twilio.
@@ -36,6 +39,10 @@ pub trait TwilioApi: Send + Sync + std::fmt::Debug + 'static {
     /// `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`: redirect a live call
     /// to new TwiML, or end it.
     async fn update_call(&self, call_sid: &str, update: &UpdateCall) -> Result<(), TwilioError>;
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`: place a call. Returns the new
+    /// Call resource, whose `sid` is always set.
+    async fn create_call(&self, call: &CreateCall) -> Result<CallResource, TwilioError>;
 }
 
 /// Twilio's REST API over HTTPS.
@@ -63,29 +70,26 @@ impl HttpTwilioApi {
     }
 }
 
-#[async_trait]
-impl TwilioApi for HttpTwilioApi {
-    async fn update_call(&self, call_sid: &str, update: &UpdateCall) -> Result<(), TwilioError> {
-        update
-            .validate()
-            .map_err(|e| TwilioError::Invalid(e.to_string()))?;
-        let url = format!(
-            "{}{}",
-            self.base_url,
-            UpdateCall::path(&self.account_sid, call_sid)
-        );
+impl HttpTwilioApi {
+    /// POSTs `form` to `path` with Basic auth; a success answer is returned, an error
+    /// answer becomes [`TwilioError::Rejected`] with Twilio's code and message.
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+    ) -> Result<reqwest::Response, TwilioError> {
         let response = self
             .client
-            .post(&url)
+            .post(format!("{}{path}", self.base_url))
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .form(&update.to_form())
+            .form(form)
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
             .map_err(|e| TwilioError::Unreachable(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(response);
         }
         let body: ErrorResponse = response.json().await.unwrap_or_default();
         Err(TwilioError::Rejected {
@@ -93,5 +97,34 @@ impl TwilioApi for HttpTwilioApi {
             code: body.code.unwrap_or_default(),
             message: body.message.unwrap_or_else(|| "no message".to_owned()),
         })
+    }
+}
+
+#[async_trait]
+impl TwilioApi for HttpTwilioApi {
+    async fn update_call(&self, call_sid: &str, update: &UpdateCall) -> Result<(), TwilioError> {
+        update
+            .validate()
+            .map_err(|e| TwilioError::Invalid(e.to_string()))?;
+        let path = UpdateCall::path(&self.account_sid, call_sid);
+        self.post(&path, &update.to_form()).await?;
+        Ok(())
+    }
+
+    async fn create_call(&self, call: &CreateCall) -> Result<CallResource, TwilioError> {
+        call.validate()
+            .map_err(|e| TwilioError::Invalid(e.to_string()))?;
+        let path = CreateCall::path(&self.account_sid);
+        let response = self.post(&path, &call.to_form()).await?;
+        let created: CallResource = response
+            .json()
+            .await
+            .map_err(|e| TwilioError::Unexpected(e.without_url().to_string()))?;
+        match &created.sid {
+            Some(sid) if !sid.is_empty() => Ok(created),
+            _ => Err(TwilioError::Unexpected(
+                "the created call has no sid".to_owned(),
+            )),
+        }
     }
 }

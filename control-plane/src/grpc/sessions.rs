@@ -15,7 +15,7 @@ use super::convert::{
     timestamp_to_pb,
 };
 use super::Services;
-use crate::domain::{self, validate_e164, CallDirection, CallSession, StatusChange};
+use crate::domain::{self, validate_e164, CallDirection, CallSession, InvalidField, StatusChange};
 use crate::error::{invalid, required, store_status};
 use crate::events::{CallEvent, EventFilter, EventKind};
 use crate::store::{PageRequest, SessionFilter};
@@ -51,9 +51,30 @@ impl CallSessionService for SessionsApi {
         validate_e164("from_number", &r.from_number).map_err(invalid)?;
         validate_e164("to_number", &r.to_number).map_err(invalid)?;
         let direction = direction_from_pb("direction", r.direction).map_err(invalid)?;
+        let direction = direction.unwrap_or(CallDirection::Outbound);
         let customer = customer_from_pb(r.customer);
         if !customer.phone.is_empty() {
             validate_e164("customer.phone", &customer.phone).map_err(invalid)?;
+        }
+        if r.place_call {
+            // Refused before anything is stored, so a caller can fix and retry.
+            if direction != CallDirection::Outbound {
+                return Err(invalid(InvalidField::new(
+                    "place_call",
+                    "only outbound calls can be placed",
+                )));
+            }
+            if !r.twilio_call_sid.is_empty() {
+                return Err(invalid(InvalidField::new(
+                    "place_call",
+                    "the call exists already (twilio_call_sid is set)",
+                )));
+            }
+            if let Some(missing) = self.services.cannot_place_calls() {
+                return Err(Status::failed_precondition(format!(
+                    "place_call: {missing}"
+                )));
+            }
         }
         // The agent must exist now; it may still be deleted before the call connects,
         // which the call channel handles.
@@ -63,12 +84,7 @@ impl CallSessionService for SessionsApi {
             .await
             .map_err(store_status)?;
 
-        let mut session = CallSession::new(
-            direction.unwrap_or(CallDirection::Outbound),
-            r.from_number,
-            r.to_number,
-            domain::now(),
-        );
+        let mut session = CallSession::new(direction, r.from_number, r.to_number, domain::now());
         session.agent_id = r.agent_id;
         session.customer = customer;
         session.variables = r.variables.into_iter().collect();
@@ -82,7 +98,11 @@ impl CallSessionService for SessionsApi {
             .map_err(store_status)?;
         self.services.publish_status(&created, None);
         tracing::info!(call_id = %created.id, agent_id = %created.agent_id, "call session created");
-        Ok(Response::new(session_to_pb(created)))
+        if !r.place_call {
+            return Ok(Response::new(session_to_pb(created)));
+        }
+        let placed = self.services.place_call(&created).await?;
+        Ok(Response::new(session_to_pb(placed)))
     }
 
     #[tracing::instrument(skip_all)]

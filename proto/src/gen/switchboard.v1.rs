@@ -1132,6 +1132,19 @@ pub struct CreateCallSessionRequest {
     /// Known already when Twilio created the call first.
     #[prost(string, tag = "8")]
     pub twilio_call_sid: ::prost::alloc::string::String,
+    /// Also place the call: after creating the session, the control plane asks Twilio's
+    /// REST API to dial `to_number` from `from_number` (`Calls.json`, with the media
+    /// sidecar's voice webhook as `Url` plus `?callId=<session id>` and its status webhook
+    /// as `StatusCallback`), and records Twilio's call SID on the session. Only for
+    /// OUTBOUND sessions without a `twilio_call_sid` (INVALID_ARGUMENT otherwise).
+    /// FAILED_PRECONDITION, creating nothing, when the control plane has no Twilio account
+    /// or no voice webhook URL configured (the message names the missing setting). When
+    /// Twilio refuses or cannot be reached, the session is stored `failed` (error code
+    /// `twilio.<code>` or `twilio.unreachable`) and the RPC fails naming the session and
+    /// Twilio's error code and message: FAILED_PRECONDITION for a refusal, UNAVAILABLE
+    /// when Twilio is unreachable, overloaded (429) or failing (5xx).
+    #[prost(bool, tag = "9")]
+    pub place_call: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetCallSessionRequest {
