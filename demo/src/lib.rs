@@ -1,17 +1,21 @@
 //! `switchboard demo`: the whole system on one machine with no database, account or
-//! network. A control plane on the embedded store, one media sidecar, the OpenAI Realtime
+//! network. A control plane (embedded store by default, MongoDB with `--mongodb`, or an
+//! already running one with `--control-plane`), one media sidecar, the OpenAI Realtime
 //! simulator and the Twilio simulator run in this process on loopback; an agent is
 //! created from an agent file through the control plane's gRPC API; a batch of simulated
-//! calls is placed (every other caller talks over the assistant), then one call whose AI
-//! is unavailable, so the agent's fallback shows; progress is printed once a second; and
-//! [`run`] returns a [`Summary`] read back from the control plane.
+//! calls is placed — every third one outbound, dialled by the control plane through
+//! Twilio's REST API (the simulator's) and answered by a simulated callee, the rest
+//! dialled in; every other caller talks over the assistant — then one call whose AI is
+//! unavailable, so the agent's fallback shows; progress is printed once a second; and
+//! [`run`] returns a [`Summary`] read back from the control plane, with the sidecar's
+//! relay latency estimated from its `/metrics` (`latency.rs`).
 
 pub mod agent;
+pub mod latency;
 pub mod services;
 pub mod summary;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,20 +24,24 @@ use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
 use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
 use switchboard_sim::openai::Fault;
-use switchboard_sim::twilio::{AudioSource, CallRecord, CallSpec, Caller, TalkScript};
-use tonic::transport::Channel;
+use switchboard_sim::twilio::{
+    AudioSource, CallRecord, CallSpec, OutcomeScript, Outcomes, TalkScript,
+};
 
 pub use agent::AgentFile;
-use services::{Services, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
-pub use summary::{CallKind, CallSummary, Summary, TranscriptLine};
+pub use services::ControlPlane;
+use services::{Grpc, Services, Setup, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+pub use summary::{CallKind, CallSummary, DataLocation, Summary, TranscriptLine};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Calls in the batch (the fallback call comes on top).
     pub calls: usize,
-    /// The embedded store's directory.
-    pub data_dir: PathBuf,
+    /// The control plane to use: in process (embedded store or MongoDB) or external.
+    pub control_plane: ControlPlane,
+    /// Bearer token for the control plane's API.
+    pub token: Option<String>,
     /// The agent to create.
     pub agent: AgentFile,
     /// Print a progress line every second.
@@ -44,9 +52,51 @@ pub struct Options {
 const CALL_PATIENCE: Duration = Duration::from_secs(60);
 /// How long the control plane may take to record a call's end.
 const RECORD_PATIENCE: Duration = Duration::from_secs(15);
+/// The caller whose AI is unavailable hangs up after this, should nobody end the call
+/// (an external control plane cannot redirect the demo's simulated calls).
+const FALLBACK_HANG_UP: Duration = Duration::from_secs(8);
 
-/// The calls placed so far, for progress and for hanging up on Ctrl-C.
-type Placed = Arc<Mutex<Vec<(CallKind, Caller)>>>;
+/// One call of the batch, as planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CallPlan {
+    index: usize,
+    kind: CallKind,
+    /// Placed by the control plane through Twilio (the callee answers), else dialled in.
+    outbound: bool,
+}
+
+/// A call placed so far, for progress and for hanging up on Ctrl-C.
+#[derive(Debug, Clone)]
+struct PlacedCall {
+    kind: CallKind,
+    call_sid: String,
+}
+
+type Placed = Arc<Mutex<Vec<PlacedCall>>>;
+
+impl CallPlan {
+    /// Every other call talks over the assistant; with a control plane that places calls
+    /// through this demo's fake Twilio, every third call (the 2nd, 5th, …) is outbound.
+    fn batch(calls: usize, outbound_possible: bool) -> Vec<CallPlan> {
+        (0..calls)
+            .map(|index| CallPlan {
+                index,
+                kind: if index % 2 == 1 {
+                    CallKind::BargeIn
+                } else {
+                    CallKind::Plain
+                },
+                outbound: outbound_possible && index % 3 == 1,
+            })
+            .collect()
+    }
+
+    /// The number the caller dials from, or the callee's number of an outbound call.
+    fn other_party(&self) -> String {
+        let base = if self.outbound { 3000 } else { 2000 };
+        format!("+1415555{:04}", base + self.index)
+    }
+}
 
 /// Runs the demo until it is done or `shutdown` resolves; either way every service is
 /// stopped before this returns. Interrupted, it returns an error.
@@ -54,42 +104,75 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<Summary> {
-    let services = Services::start(&options.data_dir).await?;
+    let outbound_possible = !matches!(options.control_plane, ControlPlane::External(_));
+    let plan = CallPlan::batch(options.calls, outbound_possible);
+    let outcomes =
+        plan.iter()
+            .filter(|call| call.outbound)
+            .fold(Outcomes::default(), |outcomes, call| {
+                outcomes.number(call.other_party(), OutcomeScript::answer(talk(call.kind)))
+            });
+    let setup = Setup {
+        control_plane: options.control_plane.clone(),
+        token: options.token.clone(),
+        outcomes,
+    };
+    let services = Services::start(&setup).await?;
     let placed = Placed::default();
     let outcome = tokio::select! {
-        summary = demo(&options, &services, &placed) => summary,
+        summary = demo(&options, &plan, &services, &placed) => summary,
         () = shutdown => Err(anyhow::anyhow!("interrupted")),
     };
     // Callers still on the line hang up (a no-op for finished calls).
-    for (_, caller) in placed.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        let _ = caller.hang_up();
+    for call in placed.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        if let Some(caller) = services.twilio.caller(&call.call_sid) {
+            let _ = caller.hang_up();
+        }
     }
     services.stop().await;
     outcome
 }
 
-async fn demo(options: &Options, services: &Services, placed: &Placed) -> anyhow::Result<Summary> {
+async fn demo(
+    options: &Options,
+    plan: &[CallPlan],
+    services: &Services,
+    placed: &Placed,
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     // A little before now: the control plane's clock is ours, the margin is for rounding.
     let since = prost_types::Timestamp::from(SystemTime::now() - Duration::from_secs(1));
     let mut agents = AgentSettingsServiceClient::new(services.channel.clone());
     let sessions = CallSessionServiceClient::new(services.channel.clone());
-    let agent = create_agent(&mut agents, &options.agent).await?;
+    let replace_any = matches!(options.control_plane, ControlPlane::Embedded(_));
+    let agent = create_agent(&mut agents, &options.agent, replace_any).await?;
     let number = options
         .agent
         .phone_numbers
         .first()
         .context("the agent file names no phone number")?
         .clone();
+    let outbound = plan.iter().filter(|call| call.outbound).count();
+    let mut notes = Vec::new();
+    if let ControlPlane::External(url) = &options.control_plane {
+        notes.push(format!(
+            "outbound calls skipped: the control plane at {url} places calls through its own \
+             Twilio account, not this demo's simulator, so every call dials in"
+        ));
+    }
     if options.progress {
         println!(
             "switchboard demo: control plane on {}, agent {:?} ({}) answers {number}",
             services.control_plane_addr, agent.name, agent.id
         );
         println!(
-            "placing {} calls (every other one talks over the assistant), then one whose AI is unavailable",
-            options.calls
+            "placing {} calls ({outbound} of them outbound, dialled by the control plane through \
+             Twilio; every other one talks over the assistant), then one whose AI is unavailable",
+            plan.len()
         );
+        for note in &notes {
+            println!("note: {note}");
+        }
     }
 
     let progress = async {
@@ -100,36 +183,50 @@ async fn demo(options: &Options, services: &Services, placed: &Placed) -> anyhow
         tick.tick().await;
         loop {
             tick.tick().await;
-            print_progress(started, placed, &sessions, &agent.id, since).await;
+            print_progress(started, services, placed, &sessions, &agent.id, since).await;
         }
     };
     let calls = async {
-        let batch: Vec<Caller> = (0..options.calls)
-            .map(|i| {
-                let kind = if i % 2 == 1 {
-                    CallKind::BargeIn
-                } else {
-                    CallKind::Plain
-                };
-                place(services, placed, kind, &number, i)
-            })
-            .collect();
+        // Every call is on the line before the first is waited for.
+        let mut pending = Vec::new();
+        for call in plan {
+            let sid = if call.outbound {
+                let mut client = sessions.clone();
+                place_outbound(&mut client, &agent.id, &number, call).await?
+            } else {
+                place_inbound(services, &number, call)
+            };
+            placed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(PlacedCall {
+                    kind: call.kind,
+                    call_sid: sid.clone(),
+                });
+            pending.push(sid);
+        }
         let mut records = Vec::new();
-        for caller in batch {
-            records.push(finished(&caller).await?);
+        for sid in &pending {
+            records.push(finished(services, sid).await?);
         }
         // Alone, so the refused connection is this call's.
         services
             .openai
             .push_faults(vec![Fault::Refuse { status: 503 }], 1);
-        let caller = place(
-            services,
-            placed,
-            CallKind::AiUnavailable,
-            &number,
-            options.calls,
-        );
-        records.push(finished(&caller).await?);
+        let fallback = CallPlan {
+            index: plan.len(),
+            kind: CallKind::AiUnavailable,
+            outbound: false,
+        };
+        let sid = place_inbound(services, &number, &fallback);
+        placed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(PlacedCall {
+                kind: fallback.kind,
+                call_sid: sid.clone(),
+            });
+        records.push(finished(services, &sid).await?);
         anyhow::Ok(records)
     };
     let records = tokio::select! {
@@ -137,31 +234,32 @@ async fn demo(options: &Options, services: &Services, placed: &Placed) -> anyhow
         () = progress => unreachable!("progress never ends"),
     };
     if options.progress {
-        print_progress(started, placed, &sessions, &agent.id, since).await;
+        print_progress(started, services, placed, &sessions, &agent.id, since).await;
     }
 
     let kinds: Vec<CallKind> = placed
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .map(|(kind, _)| *kind)
+        .map(|call| call.kind)
         .collect();
-    let stored = stored_sessions(&sessions, &records).await?;
-    let data_dir = std::fs::canonicalize(&options.data_dir).unwrap_or(options.data_dir.clone());
-    Ok(Summary::new(
-        &kinds,
-        &records,
-        &stored,
-        data_dir,
-        started.elapsed(),
-    ))
+    let stored = stored_sessions(&sessions, &agent.id, &records).await?;
+    let mut summary = Summary::new(&kinds, &records, &stored, services.data.clone());
+    summary.relay_latency = latency::scrape(&services.metrics_url)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    summary.notes = notes;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
 }
 
-/// Creates the agent, replacing any agent that owns one of its numbers (a previous run's,
-/// in the same data directory).
+/// Creates the agent, replacing an agent that owns one of its numbers (a previous run's):
+/// any such agent when `replace_any` (the demo's own data directory), else only one of the
+/// same name, so a shared store's real agents are never deleted.
 async fn create_agent(
-    agents: &mut AgentSettingsServiceClient<Channel>,
+    agents: &mut AgentSettingsServiceClient<Grpc>,
     file: &AgentFile,
+    replace_any: bool,
 ) -> anyhow::Result<pb::AgentSettings> {
     let mut page_token = String::new();
     loop {
@@ -171,13 +269,33 @@ async fn create_agent(
                 page_token,
             })
             .await
-            .context("list agents")?
+            .map_err(|status| {
+                if status.code() == tonic::Code::Unauthenticated {
+                    anyhow::anyhow!(
+                        "the control plane refused the demo ({}): pass its token with \
+                         --control-plane-token or SWITCHBOARD_API_TOKEN",
+                        status.message()
+                    )
+                } else {
+                    anyhow::Error::new(status).context("list agents")
+                }
+            })?
             .into_inner();
         for existing in page.agent_settings {
             let owns = existing
                 .phone_numbers
                 .iter()
                 .any(|n| file.phone_numbers.contains(n));
+            if owns && !replace_any && existing.name != file.name {
+                anyhow::bail!(
+                    "agent {:?} ({}) already answers one of {:?}; the demo replaces only its own \
+                     agent ({:?}) outside its data directory",
+                    existing.name,
+                    existing.id,
+                    file.phone_numbers,
+                    file.name
+                );
+            }
             if owns {
                 agents
                     .delete_agent_settings(pb::DeleteAgentSettingsRequest {
@@ -203,16 +321,9 @@ async fn create_agent(
     Ok(created)
 }
 
-/// Places call number `index` to `number` through the fake Twilio, so the control plane
-/// can redirect it like a real call.
-fn place(
-    services: &Services,
-    placed: &Placed,
-    kind: CallKind,
-    number: &str,
-    index: usize,
-) -> Caller {
-    let talk = match kind {
+/// What a simulated caller (or callee) does.
+fn talk(kind: CallKind) -> TalkScript {
+    match kind {
         // Asks, hears the long answer out, hangs up.
         CallKind::Plain => {
             TalkScript::saying(AudioSource::hello_en()).hang_up_after(Duration::from_millis(10_000))
@@ -224,38 +335,111 @@ fn place(
         // Stays on the line: the fallback ends the call (a `<Dial>` the simulator does not
         // follow, or a hang-up).
         CallKind::AiUnavailable => TalkScript::saying(AudioSource::hello_en()),
-    };
-    let mut spec =
-        CallSpec::inbound(&services.voice_url, ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
-    spec.to = number.to_owned();
-    spec.from = format!("+1415555{:04}", 2000 + index);
-    spec.keep_audio = false;
-    let caller = services.twilio.place_inbound_call(spec);
-    placed
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push((kind, caller.clone()));
-    caller
+    }
 }
 
-async fn finished(caller: &Caller) -> anyhow::Result<CallRecord> {
-    tokio::time::timeout(CALL_PATIENCE, caller.finished())
+/// Dials the agent's `number` through the fake Twilio, so the control plane can redirect
+/// the call like a real one. Returns the call SID.
+fn place_inbound(services: &Services, number: &str, call: &CallPlan) -> String {
+    let mut script = talk(call.kind);
+    if call.kind == CallKind::AiUnavailable && !services.places_calls {
+        // An external control plane redirects through its own Twilio account, not this
+        // demo's simulator: nothing would end the call.
+        script = script.hang_up_after(FALLBACK_HANG_UP);
+    }
+    let mut spec =
+        CallSpec::inbound(&services.voice_url, ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(script);
+    spec.to = number.to_owned();
+    spec.from = call.other_party();
+    spec.keep_audio = false;
+    services
+        .twilio
+        .place_inbound_call(spec)
+        .call_sid()
+        .to_owned()
+}
+
+/// Asks the control plane to call the callee from the agent's `number`: it creates the
+/// session and places the call through Twilio's REST API (here the fake, which rings the
+/// callee and, once answered, fetches the sidecar's voice webhook). Returns the call SID.
+async fn place_outbound(
+    sessions: &mut CallSessionServiceClient<Grpc>,
+    agent_id: &str,
+    number: &str,
+    call: &CallPlan,
+) -> anyhow::Result<String> {
+    let session = sessions
+        .create_call_session(pb::CreateCallSessionRequest {
+            agent_id: agent_id.to_owned(),
+            direction: pb::CallDirection::Outbound.into(),
+            from_number: number.to_owned(),
+            to_number: call.other_party(),
+            place_call: true,
+            ..Default::default()
+        })
         .await
-        .with_context(|| format!("call {} did not end", caller.call_sid()))
+        .with_context(|| format!("place an outbound call to {}", call.other_party()))?
+        .into_inner();
+    Ok(session.twilio_call_sid)
+}
+
+/// The record of call `call_sid` once it has ended. An outbound call has a simulated
+/// callee only once answered, so it is awaited first.
+async fn finished(services: &Services, call_sid: &str) -> anyhow::Result<CallRecord> {
+    let ended = async {
+        loop {
+            if let Some(caller) = services.twilio.caller(call_sid) {
+                return Ok(caller.finished().await);
+            }
+            let status = services.twilio.call(call_sid).and_then(|c| c.status);
+            if let Some(status) = status.filter(|s| s.is_terminal()) {
+                anyhow::bail!("call {call_sid} ended {} unanswered", status.as_str());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(CALL_PATIENCE, ended)
+        .await
+        .with_context(|| format!("call {call_sid} did not end"))?
 }
 
 /// The stored session of each record (by call SID), once each has reached a final status,
 /// or as it is after [`RECORD_PATIENCE`].
 async fn stored_sessions(
-    sessions: &CallSessionServiceClient<Channel>,
+    sessions: &CallSessionServiceClient<Grpc>,
+    agent_id: &str,
     records: &[CallRecord],
 ) -> anyhow::Result<Vec<Option<pb::CallSession>>> {
     let deadline = Instant::now() + RECORD_PATIENCE;
     loop {
         let mut client = sessions.clone();
+        let listed = client
+            .list_call_sessions(pb::ListCallSessionsRequest {
+                agent_id: agent_id.to_owned(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .context("list call sessions")?
+            .into_inner()
+            .call_sessions;
         let mut found = Vec::new();
         for record in records {
-            found.push(session_of(&mut client, &record.call_sid).await?);
+            let id = listed
+                .iter()
+                .find(|s| s.twilio_call_sid == record.call_sid)
+                .map(|s| s.id.clone());
+            let session = match id {
+                Some(id) => Some(
+                    client
+                        .get_call_session(pb::GetCallSessionRequest { id })
+                        .await
+                        .context("get call session")?
+                        .into_inner(),
+                ),
+                None => None,
+            };
+            found.push(session);
         }
         let done = found
             .iter()
@@ -267,40 +451,12 @@ async fn stored_sessions(
     }
 }
 
-/// The session (with its conversation) of the call `call_sid`.
-async fn session_of(
-    sessions: &mut CallSessionServiceClient<Channel>,
-    call_sid: &str,
-) -> anyhow::Result<Option<pb::CallSession>> {
-    let list = sessions
-        .list_call_sessions(pb::ListCallSessionsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .context("list call sessions")?
-        .into_inner();
-    let Some(id) = list
-        .call_sessions
-        .into_iter()
-        .find(|s| s.twilio_call_sid == call_sid)
-        .map(|s| s.id)
-    else {
-        return Ok(None);
-    };
-    let session = sessions
-        .get_call_session(pb::GetCallSessionRequest { id })
-        .await
-        .context("get call session")?
-        .into_inner();
-    Ok(Some(session))
-}
-
 /// One line: calls on the line, and the stored sessions of this run by status.
 async fn print_progress(
     started: Instant,
+    services: &Services,
     placed: &Placed,
-    sessions: &CallSessionServiceClient<Channel>,
+    sessions: &CallSessionServiceClient<Grpc>,
     agent_id: &str,
     since: prost_types::Timestamp,
 ) {
@@ -308,7 +464,10 @@ async fn print_progress(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .filter(|(_, caller)| !caller.is_finished())
+        .filter(|call| {
+            let status = services.twilio.call(&call.call_sid).and_then(|c| c.status);
+            !status.is_some_and(|s| s.is_terminal())
+        })
         .count();
     let listed = sessions
         .clone()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard_demo::{run, AgentFile, Options};
+use switchboard_demo::{run, AgentFile, ControlPlane, Options};
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "Switchboard on one machine")]
@@ -16,14 +16,32 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Control plane, sidecar and both simulators in this process; a batch of simulated
-    /// calls (some talking over the assistant, one whose AI is unavailable); a summary.
+    /// calls (a third of them outbound, some talking over the assistant, one whose AI is
+    /// unavailable); a summary with the relay latency.
     Demo {
         /// Calls in the batch (one more shows the AI-unavailable fallback).
         #[arg(long, default_value_t = 5)]
         calls: usize,
         /// Directory of the embedded store.
-        #[arg(long, default_value = "./demo-data")]
+        #[arg(long, default_value = "./demo-data", conflicts_with_all = ["mongodb", "control_plane"])]
         data: PathBuf,
+        /// Run the in-process control plane on MongoDB at this URI instead of the embedded
+        /// store (the database is the URI's path, default `switchboard`).
+        #[arg(long, value_name = "URI", value_parser = mongodb_uri, conflicts_with = "control_plane")]
+        mongodb: Option<String>,
+        /// Use the control plane already running at this URL (plaintext gRPC) instead of
+        /// starting one. It places calls through its own Twilio account, so every call
+        /// dials in: outbound calls are skipped.
+        #[arg(long, value_name = "URL", value_parser = http_url)]
+        control_plane: Option<String>,
+        /// Bearer token for the control plane's API (the in-process one then requires it).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "SWITCHBOARD_API_TOKEN",
+            hide_env_values = true
+        )]
+        control_plane_token: Option<String>,
         /// Agent file (JSON of AgentSettings fields) [default: demo/agents/sample.json, built in].
         #[arg(long)]
         agent: Option<PathBuf>,
@@ -33,11 +51,29 @@ enum Command {
     },
 }
 
+fn mongodb_uri(value: &str) -> Result<String, String> {
+    let scheme_ok = value.starts_with("mongodb://") || value.starts_with("mongodb+srv://");
+    if !scheme_ok {
+        return Err("must be a mongodb:// or mongodb+srv:// URI".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn http_url(value: &str) -> Result<String, String> {
+    match value.strip_prefix("http://") {
+        Some(host) if !host.is_empty() => Ok(value.to_owned()),
+        _ => Err("must be an http:// URL such as http://127.0.0.1:50051 (plaintext gRPC)".into()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let Command::Demo {
         calls,
         data,
+        mongodb,
+        control_plane,
+        control_plane_token,
         agent,
         log,
     } = Cli::parse().command;
@@ -58,9 +94,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    let control_plane = match (control_plane, mongodb) {
+        (Some(url), _) => ControlPlane::External(url),
+        (None, Some(uri)) => ControlPlane::Mongo(uri),
+        (None, None) => ControlPlane::Embedded(data),
+    };
     let options = Options {
         calls,
-        data_dir: data,
+        control_plane,
+        token: control_plane_token.filter(|t| !t.is_empty()),
         agent,
         progress: true,
     };

@@ -1,9 +1,10 @@
-//! Everything the demo runs, in this process, on `127.0.0.1:0`: the control plane on the
-//! embedded store, one media sidecar, the OpenAI Realtime simulator and Twilio's fake
-//! REST API (which also places the calls).
+//! Everything the demo runs, in this process, on `127.0.0.1:0`: the control plane (on the
+//! embedded store or MongoDB, unless an external one is named), one media sidecar, the
+//! OpenAI Realtime simulator and Twilio's fake REST API (which places the inbound calls
+//! and dials the outbound ones the control plane asks for).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,16 @@ use anyhow::Context;
 use switchboard_control_plane as control_plane;
 use switchboard_media_sidecar as sidecar;
 use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
-use switchboard_sim::twilio::{FakeTwilio, RestConfig};
+use switchboard_sim::twilio::{FakeTwilio, Outcomes, RestConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::Channel;
+
+use crate::summary::DataLocation;
 
 /// The simulated Twilio account: the control plane calls the fake REST API with it, and
 /// the sidecar checks the callers' webhook signatures with its token.
@@ -33,6 +39,58 @@ pub const SHORT_ANSWER: &str = "Sure, go ahead.";
 /// Audio of the long answer, ms: long enough to talk over.
 pub const LONG_ANSWER_MS: u64 = 6_000;
 
+/// Which control plane the demo uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlPlane {
+    /// In this process, on the embedded store in this directory.
+    Embedded(PathBuf),
+    /// In this process, on MongoDB at this URI (never printed: it may hold credentials).
+    Mongo(String),
+    /// Already running at this `http://` URL; it keeps its own store and Twilio account.
+    External(String),
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub control_plane: ControlPlane,
+    /// Bearer token for the control plane's API; the in-process one then requires it.
+    pub token: Option<String>,
+    /// How the numbers the fake Twilio dials answer (the outbound callees).
+    pub outcomes: Outcomes,
+}
+
+/// A channel to the control plane that presents the bearer token, if any.
+pub type Grpc = InterceptedService<Channel, BearerToken>;
+
+/// Adds `authorization: Bearer <token>` to every request when a token is set.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "BearerToken(*****)"
+        } else {
+            "BearerToken(none)"
+        })
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 /// The running services; [`Services::stop`] shuts them down in order.
 #[derive(Debug)]
 pub struct Services {
@@ -40,10 +98,18 @@ pub struct Services {
     pub twilio: FakeTwilio,
     /// The sidecar's voice webhook, as Twilio is configured with it.
     pub voice_url: String,
-    /// A channel to the control plane's gRPC API.
-    pub channel: Channel,
+    /// The sidecar's Prometheus endpoint.
+    pub metrics_url: String,
+    /// The control plane's gRPC API, with the bearer token.
+    pub channel: Grpc,
+    /// Where the control plane listens (`host:port` in process, else its URL).
     pub control_plane_addr: String,
-    control_plane: Stoppable<Result<(), control_plane::Error>>,
+    /// Whether the control plane places calls through this demo's fake Twilio (false for
+    /// an external control plane, which has its own Twilio account).
+    pub places_calls: bool,
+    /// Where the calls are recorded.
+    pub data: DataLocation,
+    control_plane: Option<Stoppable<Result<(), control_plane::Error>>>,
     sidecar: Stoppable<Result<sidecar::drain::DrainReport, sidecar::ServeError>>,
     twilio_task: Stoppable<std::io::Result<()>>,
 }
@@ -105,8 +171,8 @@ async fn loopback() -> anyhow::Result<(TcpListener, String)> {
 }
 
 impl Services {
-    /// Starts everything, the control plane's embedded store in `data_dir`.
-    pub async fn start(data_dir: &Path) -> anyhow::Result<Services> {
+    /// Starts everything `setup` asks for.
+    pub async fn start(setup: &Setup) -> anyhow::Result<Services> {
         let openai = OpenAiSim::bind(
             "127.0.0.1:0",
             SimConfig {
@@ -117,52 +183,47 @@ impl Services {
         .await
         .context("start the openai simulator")?;
 
-        let twilio = FakeTwilio::new(RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN));
+        let twilio = FakeTwilio::new(RestConfig {
+            outcomes: setup.outcomes.clone(),
+            keep_audio: false,
+            ..RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN)
+        });
         let (listener, twilio_addr) = loopback().await?;
         let twilio_task = Stoppable::spawn(|shutdown| twilio.clone().serve(listener, shutdown));
 
-        // The control plane, on the embedded store.
-        let (listener, control_plane_addr) = loopback().await?;
-        let store_dir = data_dir.display().to_string();
-        let values = HashMap::from([
-            (
-                control_plane::config::ENV_GRPC_ADDR,
-                control_plane_addr.clone(),
-            ),
-            (control_plane::config::ENV_STORE, store_dir),
-            (
-                control_plane::config::ENV_TWILIO_ACCOUNT_SID,
-                ACCOUNT_SID.into(),
-            ),
-            (
-                control_plane::config::ENV_TWILIO_AUTH_TOKEN,
-                TWILIO_AUTH_TOKEN.into(),
-            ),
-            (
-                control_plane::config::ENV_TWILIO_API_URL,
-                format!("http://{twilio_addr}"),
-            ),
-        ]);
-        let config = control_plane::config::Config::from_lookup(|name| values.get(name).cloned())
-            .context("control plane config")?;
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("create {}", data_dir.display()))?;
-        let store = control_plane::open_store(&config.store)
-            .await
-            .with_context(|| format!("open the embedded store in {}", data_dir.display()))?;
-        let control_plane = Stoppable::spawn(|shutdown| {
-            control_plane::serve_with_store(config, store, listener, shutdown)
-        });
-
-        // The sidecar, between the simulated callers and the simulated Realtime API.
+        // The sidecar's listeners first: the control plane tells Twilio the webhook URLs.
         let (http, http_addr) = loopback().await?;
         let (admin, admin_addr) = loopback().await?;
-        let values = HashMap::from([
+        let voice_url = format!("http://{http_addr}/api/twilio/voice");
+
+        let (control_plane, control_plane_url, data) = match &setup.control_plane {
+            ControlPlane::External(url) => (
+                None,
+                url.trim_end_matches('/').to_owned(),
+                DataLocation::External { url: url.clone() },
+            ),
+            in_process => {
+                let (listener, addr) = loopback().await?;
+                let (task, data) = start_control_plane(
+                    in_process,
+                    setup,
+                    listener,
+                    &addr,
+                    &twilio_addr,
+                    &voice_url,
+                )
+                .await?;
+                (Some(task), format!("http://{addr}"), data)
+            }
+        };
+
+        // The sidecar, between the simulated callers and the simulated Realtime API.
+        let mut values = HashMap::from([
             (sidecar::config::ENV_HTTP_ADDR, http_addr.clone()),
             (sidecar::config::ENV_ADMIN_ADDR, admin_addr.clone()),
             (
                 sidecar::config::ENV_CONTROL_PLANE_URL,
-                format!("http://{control_plane_addr}"),
+                control_plane_url.clone(),
             ),
             (
                 sidecar::config::ENV_PUBLIC_URL,
@@ -187,6 +248,9 @@ impl Services {
             (sidecar::config::ENV_DRAIN_GRACE, "3s".into()),
             (sidecar::config::ENV_SIDECAR_ID, "demo-sidecar".into()),
         ]);
+        if let Some(token) = &setup.token {
+            values.insert(sidecar::config::ENV_API_TOKEN, token.clone());
+        }
         let config = sidecar::config::Config::from_lookup(|name| values.get(name).cloned())
             .context("sidecar config")?;
         let listeners = sidecar::Listeners { http, admin };
@@ -199,17 +263,27 @@ impl Services {
             )
         });
 
-        let channel = Channel::from_shared(format!("http://{control_plane_addr}"))
-            .context("control plane uri")?
+        let channel = Channel::from_shared(control_plane_url.clone())
+            .context("control plane url")?
+            .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
-            .context("connect to the control plane")?;
+            .with_context(|| format!("connect to the control plane at {control_plane_url}"))?;
+        let token = setup
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .context("the control plane token is not a valid header value")?;
         Ok(Services {
             openai,
             twilio,
-            voice_url: format!("http://{http_addr}/api/twilio/voice"),
-            channel,
-            control_plane_addr,
+            voice_url,
+            metrics_url: format!("http://{admin_addr}/metrics"),
+            channel: InterceptedService::new(channel, BearerToken(token)),
+            control_plane_addr: control_plane_url.trim_start_matches("http://").to_owned(),
+            places_calls: control_plane.is_some(),
+            data,
             control_plane,
             sidecar,
             twilio_task,
@@ -223,10 +297,80 @@ impl Services {
         if let Some(Err(e)) = self.sidecar.stop(patience).await {
             eprintln!("media sidecar: {e}");
         }
-        if let Some(Err(e)) = self.control_plane.stop(patience).await {
-            eprintln!("control plane: {e}");
+        if let Some(control_plane) = self.control_plane {
+            if let Some(Err(e)) = control_plane.stop(patience).await {
+                eprintln!("control plane: {e}");
+            }
         }
         let _ = self.twilio_task.stop(patience).await;
         self.openai.shutdown().await;
     }
+}
+
+/// Starts the in-process control plane on `listener`: its store, the fake Twilio as its
+/// Twilio account, the sidecar's webhooks for the calls it places.
+async fn start_control_plane(
+    choice: &ControlPlane,
+    setup: &Setup,
+    listener: TcpListener,
+    addr: &str,
+    twilio_addr: &str,
+    voice_url: &str,
+) -> anyhow::Result<(Stoppable<Result<(), control_plane::Error>>, DataLocation)> {
+    let store = match choice {
+        ControlPlane::Embedded(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            dir.display().to_string()
+        }
+        ControlPlane::Mongo(uri) => uri.clone(),
+        ControlPlane::External(_) => unreachable!("an external control plane is not started"),
+    };
+    let mut values = HashMap::from([
+        (control_plane::config::ENV_GRPC_ADDR, addr.to_owned()),
+        (control_plane::config::ENV_STORE, store),
+        (
+            control_plane::config::ENV_TWILIO_ACCOUNT_SID,
+            ACCOUNT_SID.into(),
+        ),
+        (
+            control_plane::config::ENV_TWILIO_AUTH_TOKEN,
+            TWILIO_AUTH_TOKEN.into(),
+        ),
+        (
+            control_plane::config::ENV_TWILIO_API_URL,
+            format!("http://{twilio_addr}"),
+        ),
+        (
+            control_plane::config::ENV_VOICE_WEBHOOK_URL,
+            voice_url.to_owned(),
+        ),
+    ]);
+    if let Some(token) = &setup.token {
+        values.insert(control_plane::config::ENV_API_TOKEN, token.clone());
+    }
+    let config = control_plane::config::Config::from_lookup(|name| values.get(name).cloned())
+        .context("control plane config")?;
+    let (store, data) = match (&config.store, choice) {
+        (control_plane::config::StoreConfig::Mongo { database, .. }, _) => {
+            let store = control_plane::open_store(&config.store)
+                .await
+                .context("connect to MongoDB")?;
+            let data = DataLocation::Mongo {
+                database: database.clone(),
+            };
+            (store, data)
+        }
+        (_, ControlPlane::Embedded(dir)) => {
+            let store = control_plane::open_store(&config.store)
+                .await
+                .with_context(|| format!("open the embedded store in {}", dir.display()))?;
+            let dir = std::fs::canonicalize(dir).unwrap_or(dir.clone());
+            (store, DataLocation::Embedded(dir))
+        }
+        _ => anyhow::bail!("--mongodb needs a mongodb:// or mongodb+srv:// URI"),
+    };
+    let task = Stoppable::spawn(|shutdown| {
+        control_plane::serve_with_store(config, store, listener, shutdown)
+    });
+    Ok((task, data))
 }

@@ -1,5 +1,6 @@
-//! What the demo shows at the end, read back from the control plane: each call's status,
-//! one full transcript as stored, the barge-ins and the items stored.
+//! What the demo shows at the end, read back from the control plane: each call's
+//! direction and status, one full transcript as stored, the barge-ins, the items stored,
+//! and the sidecar's relay latency.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -7,6 +8,8 @@ use std::time::Duration;
 
 use switchboard_proto::v1 as pb;
 use switchboard_sim::twilio::CallRecord;
+
+use crate::latency::LatencyEstimate;
 
 /// What a simulated caller does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +32,41 @@ impl CallKind {
     }
 }
 
+/// Where the demo's calls were recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataLocation {
+    /// The embedded store in this directory.
+    Embedded(PathBuf),
+    /// MongoDB, in this database (the URI is not shown: it may hold credentials).
+    Mongo { database: String },
+    /// An external control plane's own store.
+    External { url: String },
+}
+
+impl fmt::Display for DataLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataLocation::Embedded(dir) => write!(
+                f,
+                "{} (embedded store; `control-plane --store {}` serves it)",
+                dir.display(),
+                dir.display()
+            ),
+            DataLocation::Mongo { database } => write!(
+                f,
+                "MongoDB database `{database}` (`control-plane --store <the same URI>` serves it)"
+            ),
+            DataLocation::External { url } => write!(f, "kept by the control plane at {url}"),
+        }
+    }
+}
+
 /// One call as stored.
 #[derive(Debug, Clone)]
 pub struct CallSummary {
     pub kind: CallKind,
+    /// As stored (`Unspecified` when no session was found).
+    pub direction: pb::CallDirection,
     /// The Twilio call SID.
     pub call_sid: String,
     /// The control plane's session id; empty when no session was found.
@@ -70,8 +104,12 @@ pub struct Summary {
     pub barge_ins: usize,
     /// Conversation items stored by this run's calls.
     pub items_stored: usize,
-    /// Where the embedded store keeps them.
-    pub data_dir: PathBuf,
+    /// Where they are kept.
+    pub data: DataLocation,
+    /// The sidecar's relay latency, or why it could not be read.
+    pub relay_latency: Result<LatencyEstimate, String>,
+    /// Things the reader should know (e.g. outbound calls skipped).
+    pub notes: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -100,6 +138,14 @@ fn status_name(status: pb::CallStatus) -> &'static str {
     }
 }
 
+fn direction_name(direction: pb::CallDirection) -> &'static str {
+    match direction {
+        pb::CallDirection::Unspecified => "?",
+        pb::CallDirection::Inbound => "inbound",
+        pb::CallDirection::Outbound => "outbound",
+    }
+}
+
 fn role_name(role: pb::ConversationRole) -> &'static str {
     use pb::ConversationRole::*;
     match role {
@@ -112,13 +158,13 @@ fn role_name(role: pb::ConversationRole) -> &'static str {
 }
 
 impl Summary {
-    /// Joins the callers' records with the stored sessions (same order).
+    /// Joins the callers' records with the stored sessions (same order); the latency,
+    /// notes and elapsed time are added by the caller.
     pub fn new(
         kinds: &[CallKind],
         records: &[CallRecord],
         stored: &[Option<pb::CallSession>],
-        data_dir: PathBuf,
-        elapsed: Duration,
+        data: DataLocation,
     ) -> Summary {
         let calls: Vec<CallSummary> = kinds
             .iter()
@@ -126,6 +172,9 @@ impl Summary {
             .zip(stored)
             .map(|((kind, record), session)| CallSummary {
                 kind: *kind,
+                direction: session
+                    .as_ref()
+                    .map_or(pb::CallDirection::Unspecified, |s| s.direction()),
                 call_sid: record.call_sid.clone(),
                 call_id: session.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
                 status: session
@@ -160,8 +209,10 @@ impl Summary {
             calls,
             transcript_of: shown.map(|s| s.id.clone()),
             transcript,
-            data_dir,
-            elapsed,
+            data,
+            relay_latency: Err("not measured".to_owned()),
+            notes: Vec::new(),
+            elapsed: Duration::ZERO,
         }
     }
 
@@ -196,8 +247,8 @@ impl fmt::Display for Summary {
         writeln!(f, "\n== calls ({:.1} s) ==", self.elapsed.as_secs_f64())?;
         writeln!(
             f,
-            "{:<38} {:<14} {:<11} {:<16} {:>5} {:>7}",
-            "call id", "kind", "status", "end reason", "items", "length"
+            "{:<38} {:<9} {:<14} {:<11} {:<16} {:>5} {:>7}",
+            "call id", "direction", "kind", "status", "end reason", "items", "length"
         )?;
         for call in &self.calls {
             let id = if call.call_id.is_empty() {
@@ -213,7 +264,8 @@ impl fmt::Display for Summary {
             };
             writeln!(
                 f,
-                "{id:<38} {:<14} {:<11} {:<16} {:>5} {length:>7}",
+                "{id:<38} {:<9} {:<14} {:<11} {:<16} {:>5} {length:>7}",
+                direction_name(call.direction),
                 call.kind.label(),
                 status_name(call.status),
                 call.end_reason,
@@ -245,11 +297,13 @@ impl fmt::Display for Summary {
             self.barge_ins
         )?;
         writeln!(f, "items stored:        {}", self.items_stored)?;
-        write!(
-            f,
-            "data:                {} (embedded store; `control-plane --store {}` serves it)",
-            self.data_dir.display(),
-            self.data_dir.display()
-        )
+        match &self.relay_latency {
+            Ok(latency) => writeln!(f, "relay latency:       {latency}")?,
+            Err(why) => writeln!(f, "relay latency:       unavailable ({why})")?,
+        }
+        for note in &self.notes {
+            writeln!(f, "note:                {note}")?;
+        }
+        write!(f, "data:                {}", self.data)
     }
 }

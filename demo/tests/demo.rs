@@ -1,45 +1,99 @@
-//! The demo, short: two calls (one barging in) and the fallback call, on a temporary
-//! data directory; the summary is read back from the control plane.
+//! The demo, short: two calls (the second outbound and barging in) and the fallback call,
+//! on a temporary data directory; the summary is read back from the control plane. Then
+//! the same on MongoDB, against an external control plane, and the flags the binary
+//! refuses.
 
-use switchboard_demo::{run, AgentFile, CallKind, Options};
+use std::process::Command;
+use std::time::Duration;
+
+use switchboard_demo::{run, AgentFile, CallKind, ControlPlane, DataLocation, Options, Summary};
 use switchboard_proto::v1 as pb;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_places_its_calls_and_summarizes_what_was_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let agent = AgentFile::parse(switchboard_demo::agent::SAMPLE_AGENT).unwrap();
-    let fallback_status = agent.fallback_status();
-    let options = Options {
-        calls: 2,
-        data_dir: dir.path().join("data"),
-        agent,
+fn options(control_plane: ControlPlane, calls: usize) -> Options {
+    Options {
+        calls,
+        control_plane,
+        token: None,
+        agent: AgentFile::parse(switchboard_demo::agent::SAMPLE_AGENT).unwrap(),
         progress: false,
-    };
-    let summary = run(options, std::future::pending()).await.unwrap();
-    let shown = summary.to_string();
+    }
+}
 
-    assert_eq!(summary.calls.len(), 3, "{shown}");
-    assert_eq!(summary.finished_calls(), 3, "every call ended: {shown}");
+/// What every run must show: each call ended, its direction as planned, the turns of
+/// the answered calls stored, and relay-latency figures.
+fn assert_ran(summary: &Summary, directions: &[pb::CallDirection]) {
+    let shown = summary.to_string();
+    assert_eq!(summary.calls.len(), directions.len(), "{shown}");
+    assert_eq!(
+        summary.finished_calls(),
+        directions.len(),
+        "every call ended: {shown}"
+    );
+    let stored: Vec<pb::CallDirection> = summary.calls.iter().map(|c| c.direction).collect();
+    assert_eq!(stored, directions, "{shown}");
+    let fallback_status = AgentFile::parse(switchboard_demo::agent::SAMPLE_AGENT)
+        .unwrap()
+        .fallback_status();
+    for call in summary
+        .calls
+        .iter()
+        .filter(|c| c.kind != CallKind::AiUnavailable)
+    {
+        assert_eq!(call.status, pb::CallStatus::Completed, "{shown}");
+        assert!(call.items >= 2, "the call's turns were stored: {shown}");
+    }
+    let fallback = summary.calls.last().unwrap();
+    assert_eq!(fallback.kind, CallKind::AiUnavailable);
+    assert_eq!(fallback.status, fallback_status, "{shown}");
+    assert_eq!(fallback.end_reason, "ai_unavailable", "{shown}");
+
+    let latency = summary
+        .relay_latency
+        .as_ref()
+        .expect("relay latency was read");
+    assert!(latency.frames > 0, "{shown}");
+    assert!(
+        shown.contains("relay latency:")
+            && shown.contains("estimated from the sidecar's histogram buckets"),
+        "{shown}"
+    );
+    assert!(shown.contains("direction"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_places_inbound_and_outbound_calls_and_summarizes_what_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let summary = run(
+        options(ControlPlane::Embedded(data), 2),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let shown = summary.to_string();
+    use pb::CallDirection::{Inbound, Outbound};
+    assert_ran(&summary, &[Inbound, Outbound, Inbound]);
     let kinds: Vec<CallKind> = summary.calls.iter().map(|c| c.kind).collect();
     assert_eq!(
         kinds,
         [CallKind::Plain, CallKind::BargeIn, CallKind::AiUnavailable]
     );
-    for call in &summary.calls[..2] {
-        assert_eq!(call.status, pb::CallStatus::Completed, "{shown}");
-        assert_eq!(call.end_reason, "caller_hung_up", "{shown}");
-        assert!(call.items >= 2, "the call's turns were stored: {shown}");
-    }
-    let fallback = &summary.calls[2];
-    assert_eq!(fallback.status, fallback_status, "{shown}");
-    assert_eq!(fallback.end_reason, "ai_unavailable", "{shown}");
+    assert_eq!(summary.calls[0].end_reason, "caller_hung_up", "{shown}");
 
-    // The barge-in was handled on both sides, and the transcript shown is that call's.
+    // The outbound call was dialled by the control plane, answered, and talked through:
+    // its transcript is stored, and it is the barge-in call, handled on both sides.
+    let outbound = &summary.calls[1];
+    assert!(outbound.call_sid.starts_with("CA"), "{shown}");
     assert!(summary.barge_ins >= 1, "{shown}");
-    assert!(summary.calls[1].clears >= 1, "{shown}");
+    assert!(outbound.clears >= 1, "{shown}");
     assert_eq!(
         summary.transcript_of.as_deref(),
-        Some(summary.calls[1].call_id.as_str())
+        Some(outbound.call_id.as_str())
+    );
+    assert!(
+        summary.transcript.iter().any(|l| l.role == "caller")
+            && summary.transcript.iter().any(|l| l.role == "assistant"),
+        "{shown}"
     );
     assert!(
         summary
@@ -52,24 +106,171 @@ async fn the_demo_places_its_calls_and_summarizes_what_was_stored() {
         summary.items_stored,
         summary.calls.iter().map(|c| c.items).sum::<usize>()
     );
-    assert!(shown.contains(&summary.data_dir.display().to_string()));
+    assert!(
+        matches!(&summary.data, DataLocation::Embedded(dir) if shown.contains(&dir.display().to_string())),
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_stops_everything_when_interrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        calls: 2,
-        data_dir: dir.path().join("data"),
-        agent: AgentFile::parse(switchboard_demo::agent::SAMPLE_AGENT).unwrap(),
-        progress: false,
-    };
-    let interrupt = tokio::time::sleep(std::time::Duration::from_secs(3));
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), run(options, interrupt))
-        .await
-        .expect("the demo stops promptly");
+    let data = dir.path().join("data");
+    let interrupt = tokio::time::sleep(Duration::from_secs(3));
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        run(options(ControlPlane::Embedded(data.clone()), 2), interrupt),
+    )
+    .await
+    .expect("the demo stops promptly");
     assert!(outcome.is_err(), "interrupted");
     // The store was closed: it opens again.
-    let reopened = switchboard_control_plane::store::EmbeddedStore::open(&dir.path().join("data"));
+    let reopened = switchboard_control_plane::store::EmbeddedStore::open(&data);
     assert!(reopened.is_ok(), "{:?}", reopened.err());
+}
+
+/// `uri` with its database (the path) replaced by `database`.
+fn with_database(uri: &str, database: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").expect("a mongodb URI");
+    let (hosts, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let options = tail.split_once('?').map(|(_, o)| o).unwrap_or("");
+    let options = if options.is_empty() {
+        String::new()
+    } else {
+        format!("?{options}")
+    };
+    format!("{scheme}://{hosts}/{database}{options}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mongodb_the_demo_records_its_calls_there() {
+    #[allow(clippy::disallowed_methods)] // the test reads its environment, as the harness does
+    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").unwrap_or_default();
+    if uri.is_empty() {
+        #[allow(clippy::disallowed_methods)]
+        let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
+        assert!(
+            !in_ci,
+            "MongoDB tests must run in CI: set SWITCHBOARD_TEST_MONGODB_URI"
+        );
+        eprintln!("note: SWITCHBOARD_TEST_MONGODB_URI is not set; skipping the demo on MongoDB");
+        return;
+    }
+    let database = format!("sb_demo_{}", std::process::id());
+    let uri = with_database(&uri, &database);
+    let summary = run(options(ControlPlane::Mongo(uri), 2), std::future::pending())
+        .await
+        .unwrap();
+    use pb::CallDirection::{Inbound, Outbound};
+    assert_ran(&summary, &[Inbound, Outbound, Inbound]);
+    assert_eq!(summary.data, DataLocation::Mongo { database });
+    assert!(
+        !summary.to_string().contains("mongodb://"),
+        "the URI may hold credentials"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_external_control_plane_every_call_dials_in_with_the_token() {
+    use switchboard_control_plane::config::{Config, Secret};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_test(dir.path().to_path_buf());
+    config.api_token = Some(Secret::new("demo-test-token"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(switchboard_control_plane::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let without_token = run(
+        options(ControlPlane::External(url.clone()), 2),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{without_token:#}").contains("--control-plane-token"),
+        "{without_token:#}"
+    );
+
+    let summary = run(
+        Options {
+            token: Some("demo-test-token".into()),
+            ..options(ControlPlane::External(url.clone()), 2)
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    use pb::CallDirection::Inbound;
+    assert_ran(&summary, &[Inbound, Inbound, Inbound]);
+    assert_eq!(summary.data, DataLocation::External { url });
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.starts_with("outbound calls skipped")),
+        "{summary}"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+fn switchboard(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("SWITCHBOARD_API_TOKEN")
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn flags_that_exclude_each_other_are_refused_with_a_clear_message() {
+    let refused = [
+        (
+            vec![
+                "demo",
+                "--control-plane",
+                "http://127.0.0.1:1",
+                "--mongodb",
+                "mongodb://127.0.0.1:1",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "demo",
+                "--data",
+                "/tmp/x",
+                "--control-plane",
+                "http://127.0.0.1:1",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "demo",
+                "--data",
+                "/tmp/x",
+                "--mongodb",
+                "mongodb://127.0.0.1:1",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["demo", "--mongodb", "postgres://127.0.0.1:1"],
+            "must be a mongodb:// or mongodb+srv:// URI",
+        ),
+        (
+            vec!["demo", "--control-plane", "https://cp.example.com"],
+            "must be an http:// URL",
+        ),
+    ];
+    for (args, message) in refused {
+        let output = switchboard(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }
