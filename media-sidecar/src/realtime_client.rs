@@ -23,7 +23,7 @@ pub type RealtimeSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer per socket: frames are small, and a large buffer is zero-filled on
 /// reads (PERFORMANCE.md).
-const READ_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 const MAX_MESSAGE: usize = 1024 * 1024;
 
 /// Why the Realtime API could not be reached.

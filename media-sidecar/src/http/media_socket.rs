@@ -34,7 +34,7 @@ use super::AppState;
 use crate::metrics::{CallOutcome, WebhookRoute};
 
 /// Read buffer of a media socket.
-pub const READ_BUFFER_SIZE: usize = 8 * 1024;
+pub const READ_BUFFER_SIZE: usize = 2 * 1024;
 /// Write buffer of a media socket.
 pub const WRITE_BUFFER_SIZE: usize = 8 * 1024;
 /// Largest message (and frame) accepted on a media socket: four times what the codec
