@@ -6,8 +6,10 @@
 //! - [`system`]: the real processes under test, pinned with `taskset`, measured from
 //!   `/proc`.
 //! - [`floor`]: a trivial echo server, the harness's own floor.
+//! - [`bare`]: a bare relay with no control plane, to calibrate against.
 //! - [`figures`]: what a run prints.
 
+pub mod bare;
 pub mod figures;
 pub mod floor;
 pub mod load;

@@ -18,9 +18,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchboard_bench::figures::{Figures, Spent, P99_LIMIT_MS};
-use switchboard_bench::floor;
 use switchboard_bench::load::{self, Plan, FRAME};
-use switchboard_bench::system::{self, Floor, Layout, Usage};
+use switchboard_bench::system::{self, Bare, Floor, Layout, Usage};
+use switchboard_bench::{bare, floor};
 use tokio::time::Instant;
 
 /// Relay load benchmark: N simulated calls through one media sidecar pinned to one core.
@@ -53,10 +53,17 @@ struct Cli {
     /// Measure the harness's floor (a trivial echo server) before each run.
     #[arg(long)]
     floor: bool,
+    /// Measure a bare relay (no control plane, no bookkeeping) before each run.
+    #[arg(long)]
+    bare: bool,
     /// Directory of the media-sidecar, control-plane and openai-sim binaries
     /// [default: this binary's directory].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Log filter of the services (their default, `info`, so what is measured is what
+    /// runs).
+    #[arg(long, default_value = "info")]
+    log: String,
     /// Also write every run's figures to this file as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -70,15 +77,32 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// The bare relay (started by the bench itself).
+    #[command(hide = true)]
+    BareRelay {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        openai_url: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::FloorEcho { listen }) = cli.command {
-        return match runtime().and_then(|rt| rt.block_on(floor::serve(listen))) {
+    let served = match &cli.command {
+        Some(Command::FloorEcho { listen }) => {
+            Some(runtime().and_then(|rt| rt.block_on(floor::serve(*listen))))
+        }
+        Some(Command::BareRelay { listen, openai_url }) => {
+            Some(runtime().and_then(|rt| rt.block_on(bare::serve(*listen, openai_url.clone()))))
+        }
+        None => None,
+    };
+    if let Some(served) = served {
+        return match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("floor-echo: {e:#}");
+                eprintln!("relay-bench: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -121,6 +145,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         sidecar_cpu: pinned.then_some(cli.sidecar_cpu),
         load_cpu: pinned.then_some(cli.load_cpu),
         work_dir: work.path().to_path_buf(),
+        log: cli.log.clone(),
     };
     let rt = runtime()?;
     println!(
@@ -140,8 +165,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         } else {
             None
         };
+        let bare = if cli.bare {
+            let figures = rt.block_on(run_bare(&layout, cli, calls))?;
+            println!("{figures}\n");
+            Some(figures)
+        } else {
+            None
+        };
         let figures = rt.block_on(run_sidecar(&layout, cli, calls))?;
         println!("{figures}");
+        if let Some(bare) = &bare {
+            println!(
+                "  over the bare relay: {:+.3} ms CPU per call-second, {:+.1} KiB per call",
+                figures.cpu_ms_per_call_second - bare.cpu_ms_per_call_second,
+                figures.rss_kib_per_call - bare.rss_kib_per_call
+            );
+        }
         if let Some(floor) = &floor {
             println!(
                 "  over the floor: p50 +{:.2} ms, p99 +{:.2} ms",
@@ -151,6 +190,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         println!();
         all.extend(floor);
+        all.extend(bare);
         all.push(figures);
     }
     print_summary(&all);
@@ -302,6 +342,21 @@ async fn run_floor(layout: &Layout, cli: &Cli, calls: usize) -> anyhow::Result<F
     };
     let figures = drive(plan, cli.ramp.max(1.0), probes, "floor").await;
     floor.echo.stop();
+    Ok(figures)
+}
+
+async fn run_bare(layout: &Layout, cli: &Cli, calls: usize) -> anyhow::Result<Figures> {
+    let (layout, _dir) = fresh(layout)?;
+    let bare = Bare::start(&layout)?;
+    let plan = plan(cli, calls, None, bare.stream_url.clone());
+    let probes = Probes {
+        target: &bare.relay,
+        openai: Some(&bare.openai),
+        control_plane: None,
+    };
+    let figures = drive(plan, cli.ramp.max(1.0), probes, "bare").await;
+    bare.relay.stop();
+    bare.openai.stop();
     Ok(figures)
 }
 

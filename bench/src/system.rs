@@ -33,6 +33,8 @@ pub struct Layout {
     pub load_cpu: Option<usize>,
     /// Logs and the embedded store go here.
     pub work_dir: PathBuf,
+    /// The services' log filter (`info` is their default: measure what runs).
+    pub log: String,
 }
 
 impl Layout {
@@ -199,23 +201,7 @@ pub struct System {
 impl System {
     /// Starts the three services for `calls` calls.
     pub async fn start(layout: &Layout, calls: usize) -> anyhow::Result<System> {
-        let openai_addr = free_addr()?;
-        let mut openai = Process::start(
-            "openai-sim",
-            &layout.binary("openai-sim")?,
-            &[
-                "--listen".into(),
-                openai_addr.to_string(),
-                "--mode".into(),
-                "echo".into(),
-                "--log".into(),
-                "warn".into(),
-            ],
-            &[],
-            layout.load_cpu,
-            &layout.work_dir,
-        )?;
-        openai.wait_for(openai_addr)?;
+        let (openai, openai_addr) = start_openai(layout)?;
 
         let grpc_addr = free_addr()?;
         let store = layout.work_dir.join("store");
@@ -226,7 +212,7 @@ impl System {
             &[
                 ("SWITCHBOARD_GRPC_ADDR", grpc_addr.to_string()),
                 ("SWITCHBOARD_STORE", store.display().to_string()),
-                ("SWITCHBOARD_LOG", "warn".into()),
+                ("SWITCHBOARD_LOG", layout.log.clone()),
             ],
             layout.load_cpu,
             &layout.work_dir,
@@ -261,7 +247,7 @@ impl System {
                 ("SWITCHBOARD_MAX_CALLS", (calls + 16).to_string()),
                 ("SWITCHBOARD_DRAIN_GRACE", "5s".into()),
                 ("SWITCHBOARD_SIDECAR_ID", "bench-sidecar".into()),
-                ("SWITCHBOARD_LOG", "warn".into()),
+                ("SWITCHBOARD_LOG", layout.log.clone()),
             ],
             layout.sidecar_cpu,
             &layout.work_dir,
@@ -305,6 +291,64 @@ async fn create_agent(grpc_addr: SocketAddr) -> anyhow::Result<()> {
         .await
         .context("create the bench's agent")?;
     Ok(())
+}
+
+/// `openai-sim` in echo mode on the load core.
+pub fn start_openai(layout: &Layout) -> anyhow::Result<(Process, SocketAddr)> {
+    let addr = free_addr()?;
+    let mut openai = Process::start(
+        "openai-sim",
+        &layout.binary("openai-sim")?,
+        &[
+            "--listen".into(),
+            addr.to_string(),
+            "--mode".into(),
+            "echo".into(),
+            "--log".into(),
+            layout.log.clone(),
+        ],
+        &[],
+        layout.load_cpu,
+        &layout.work_dir,
+    )?;
+    openai.wait_for(addr)?;
+    Ok((openai, addr))
+}
+
+/// The bench's bare relay on the sidecar's core, and its `openai-sim`.
+#[derive(Debug)]
+pub struct Bare {
+    pub relay: Process,
+    pub openai: Process,
+    pub stream_url: String,
+}
+
+impl Bare {
+    pub fn start(layout: &Layout) -> anyhow::Result<Bare> {
+        let (openai, openai_addr) = start_openai(layout)?;
+        let addr = free_addr()?;
+        let exe = std::env::current_exe().context("the bench's own path")?;
+        let mut relay = Process::start(
+            "bare-relay",
+            &exe,
+            &[
+                "bare-relay".into(),
+                "--listen".into(),
+                addr.to_string(),
+                "--openai-url".into(),
+                format!("ws://{openai_addr}/v1/realtime?model=gpt-realtime"),
+            ],
+            &[],
+            layout.sidecar_cpu,
+            &layout.work_dir,
+        )?;
+        relay.wait_for(addr)?;
+        Ok(Bare {
+            relay,
+            openai,
+            stream_url: format!("ws://{addr}/media"),
+        })
+    }
 }
 
 /// The floor: the bench's own trivial echo server, alone on the sidecar's core.

@@ -1,8 +1,7 @@
 //! The benchmark itself works: a short run through the real sidecar and through the floor
 //! streams every call and accounts for every frame — with the sidecar pinned to one core
 //! where `taskset` exists, so its single-threaded runtime is the one exercised. (Figures
-//! are printed, never asserted:
-//! these machines are shared and noisy.)
+//! are printed, never asserted: these machines are shared and noisy.)
 
 use std::path::PathBuf;
 use std::process::Command;
