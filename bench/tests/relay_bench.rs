@@ -1,7 +1,7 @@
-//! The benchmark itself works: a short run through the real sidecar and through the floor
-//! streams every call and accounts for every frame — with the sidecar pinned to one core
-//! where `taskset` exists, so its single-threaded runtime is the one exercised. (Figures
-//! are printed, never asserted: these machines are shared and noisy.)
+//! The benchmark itself works: a short run through the real sidecar, the bare relay and
+//! the floor streams every call and accounts for every frame — with the sidecar pinned to
+//! one core where `taskset` exists, so its single-threaded runtime is the one exercised.
+//! (Figures are printed, never asserted: these machines are shared and noisy.)
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,7 +25,7 @@ fn a_short_run_accounts_for_every_frame() {
     let json = tempfile::NamedTempFile::new().expect("temporary file");
     let output = Command::new(env!("CARGO_BIN_EXE_relay-bench"))
         .args([
-            "--calls", "4", "--window", "2", "--warmup", "1", "--floor", "--no-pin",
+            "--calls", "4", "--window", "2", "--warmup", "1", "--floor", "--bare",
         ])
         .arg("--bin-dir")
         .arg(&dir)
@@ -41,7 +41,7 @@ fn a_short_run_accounts_for_every_frame() {
     let runs: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(json.path()).expect("json")).expect("figures");
     let targets: Vec<&str> = runs.iter().filter_map(|r| r["target"].as_str()).collect();
-    assert_eq!(targets, ["floor", "sidecar"], "{stdout}");
+    assert_eq!(targets, ["floor", "bare", "sidecar"], "{stdout}");
     for run in &runs {
         assert_eq!(run["streamed"], 4, "{run}");
         assert_eq!(run["failed"], 0, "{run}");
