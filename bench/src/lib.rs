@@ -44,4 +44,3 @@ pub mod figures;
 pub mod floor;
 pub mod load;
 pub mod system;
-
