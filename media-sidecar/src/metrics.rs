@@ -29,6 +29,8 @@ pub const CALLS: &str = "switchboard_sidecar_calls";
 pub const FRAMES_RELAYED: &str = "switchboard_sidecar_frames_relayed";
 /// Counter by `reason`: frames rejected (the call goes on).
 pub const FRAMES_REJECTED: &str = "switchboard_sidecar_frames_rejected";
+/// Counter by `reason`: Realtime API events the sidecar could not use (skipped).
+pub const OPENAI_EVENTS_REJECTED: &str = "switchboard_sidecar_openai_events_rejected";
 /// Counter: caller interruptions of the assistant.
 pub const BARGE_INS: &str = "switchboard_sidecar_barge_ins";
 /// Histogram: time to open the Realtime WebSocket.
@@ -56,6 +58,7 @@ pub struct Metrics {
     twilio_to_openai: Counter,
     openai_to_twilio: Counter,
     frames_rejected: [Counter; RejectReason::ALL.len()],
+    openai_events_rejected: [Counter; RejectReason::ALL.len()],
     barge_ins: Counter,
     openai_connect: DurationHistogram,
     relay_latency: DurationHistogram,
@@ -202,6 +205,19 @@ impl Metrics {
                 })
                 .clone()
         });
+        let openai_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            OPENAI_EVENTS_REJECTED,
+            "Realtime API events that could not be used (skipped), by reason",
+            openai_rejected.clone(),
+        );
+        let openai_events_rejected = RejectReason::ALL.map(|reason| {
+            openai_rejected
+                .get_or_create(&ReasonLabels {
+                    reason: reason.as_str(),
+                })
+                .clone()
+        });
         let barge_ins = Counter::default();
         registry.register(
             BARGE_INS,
@@ -245,6 +261,7 @@ impl Metrics {
             twilio_to_openai,
             openai_to_twilio,
             frames_rejected,
+            openai_events_rejected,
             barge_ins,
             openai_connect,
             relay_latency,
@@ -297,6 +314,11 @@ impl Metrics {
     /// The counter of frames rejected for `reason` (to add a call's counts at once).
     pub fn frames_rejected(&self, reason: RejectReason) -> &Counter {
         &self.frames_rejected[reason as usize]
+    }
+
+    /// The counter of Realtime events rejected for `reason` (a call's counts at once).
+    pub fn openai_events_rejected(&self, reason: RejectReason) -> &Counter {
+        &self.openai_events_rejected[reason as usize]
     }
 
     /// Counts one barge-in.
@@ -513,6 +535,26 @@ mod tests {
             let line =
                 format!(r#"switchboard_sidecar_frames_rejected_total{{reason="{label}"}} {count}"#);
             assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unusable_realtime_events_are_exported_apart_from_twilio_frames() {
+        use crate::call::RejectReason as Call;
+        let metrics = Metrics::new();
+        metrics
+            .openai_events_rejected(Call::InvalidJson.into())
+            .inc_by(2);
+        metrics
+            .openai_events_rejected(Call::UnknownEvent.into())
+            .inc();
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"switchboard_sidecar_openai_events_rejected_total{reason="malformed"} 2"#,
+            r#"switchboard_sidecar_openai_events_rejected_total{reason="unknown_event"} 1"#,
+            r#"switchboard_sidecar_frames_rejected_total{reason="malformed"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
         }
     }
 

@@ -279,6 +279,7 @@ async fn run(media: MediaSocket) -> CallOutcome {
         fallback_sent: false,
         counted: Default::default(),
         counted_rejects: Default::default(),
+        counted_openai_rejects: Default::default(),
     };
     call.carry_out(&mut out).await;
     call.relay(&mut core, &mut out, &mut twilio_rx, &mut openai_rx)
@@ -309,6 +310,8 @@ struct Relay<'a> {
     counted: (u64, u64, u64),
     /// Rejected Twilio frames already added to the metrics.
     counted_rejects: super::RejectCounts,
+    /// Rejected Realtime events already added to the metrics.
+    counted_openai_rejects: super::RejectCounts,
 }
 
 impl Relay<'_> {
@@ -528,8 +531,8 @@ impl Relay<'_> {
         }
     }
 
-    /// Adds the frames relayed and the Twilio frames rejected since the last report to
-    /// the metrics.
+    /// Adds the frames relayed, the Twilio frames and the Realtime events rejected since
+    /// the last report to the metrics.
     fn report_frames(&mut self, core: &CallCore) {
         let counters = core.counters();
         let (caller, assistant, barge_ins) = (
@@ -549,17 +552,31 @@ impl Relay<'_> {
             self.state.metrics.barge_in();
         }
         self.counted = (caller, assistant, barge_ins);
+        let metrics = &self.state.metrics;
         let rejected = counters.twilio_rejected;
-        for (reason, count) in rejected.iter() {
-            let new = count - self.counted_rejects.get(reason).min(count);
-            if new > 0 {
-                self.state
-                    .metrics
-                    .frames_rejected(reason.into())
-                    .inc_by(new);
-            }
-        }
+        add_new(&rejected, &self.counted_rejects, |reason| {
+            metrics.frames_rejected(reason)
+        });
         self.counted_rejects = rejected;
+        let rejected = counters.openai_rejected;
+        add_new(&rejected, &self.counted_openai_rejects, |reason| {
+            metrics.openai_events_rejected(reason)
+        });
+        self.counted_openai_rejects = rejected;
+    }
+}
+
+/// Adds to the counters what `now` counts beyond `counted`, reason by reason.
+fn add_new<'m>(
+    now: &super::RejectCounts,
+    counted: &super::RejectCounts,
+    counter: impl Fn(crate::metrics::RejectReason) -> &'m prometheus_client::metrics::counter::Counter,
+) {
+    for (reason, count) in now.iter() {
+        let new = count - counted.get(reason).min(count);
+        if new > 0 {
+            counter(reason.into()).inc_by(new);
+        }
     }
 }
 
