@@ -2,7 +2,8 @@
 //! part promises under faults"): media sockets for unknown or ended calls and bad tokens
 //! are refused before OpenAI is contacted, a missing agent never crashes anything, a
 //! control plane that is down at call start still leaves the caller a fallback, and bad
-//! Twilio frames are counted and skipped while the call goes on.
+//! Twilio frames and unusable Realtime events are counted and skipped while the call goes
+//! on.
 //!
 //! Mid-call faults (OpenAI refusing or dropping, the control plane restarting) are in
 //! `failures_midcall.rs`.
@@ -562,6 +563,84 @@ async fn malformed_oversized_and_out_of_order_frames_are_counted_and_skipped() {
         let metrics = harness.sidecar_admin_get("/metrics").await;
         panic!(
             "rejected frames not counted as {expected:?}:\n{}\n{}",
+            metrics.map(|(_, text)| text).unwrap_or_default(),
+            harness.logs()
+        );
+    }
+}
+
+/// A Realtime endpoint that opens every session with two events the sidecar cannot use
+/// — a frame that is not JSON and an event type it does not know — then reads whatever
+/// comes. Returns its `ws://…/v1/realtime` URL.
+async fn realtime_with_unusable_events() -> String {
+    use futures::SinkExt as _;
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let unusable = [
+                    "{ this is not json".to_owned(),
+                    serde_json::json!({"type": "brand.new_event", "event_id": "event_1"})
+                        .to_string(),
+                ];
+                for text in unusable {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    format!("ws://{addr}/v1/realtime")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_events_the_sidecar_cannot_use_are_counted_and_skipped() {
+    const NUMBER: &str = "+14155550308";
+    let openai_url = realtime_with_unusable_events().await;
+    let harness = Harness::start(StoreKind::from_env(), &openai_url, None).await;
+    let agent_id = create_agent(&harness, agent("Unusable events", NUMBER)).await;
+    let call = create_session(&harness, &agent_id, NUMBER).await;
+    let token = stream_token(&call.id, SystemTime::now());
+
+    let mut media = MediaClient::connect(&harness, &call.id).await;
+    media.start(&token, &call.id).await;
+    media.send_media(25).await;
+    media.stop().await;
+
+    // The call still ends as the caller ended it.
+    let stored = session_where(&harness, &call.id, Duration::from_secs(15), |s| {
+        s.status == pb::CallStatus::Completed as i32
+    })
+    .await
+    .unwrap_or_else(|| panic!("the call did not complete\n{}", harness.logs()));
+    assert_eq!(stored.end_reason, "caller_hung_up", "{stored:?}");
+
+    let expected = [("malformed", 1), ("unknown_event", 1), ("oversized", 0)];
+    let counted = eventually(Duration::from_secs(5), || async {
+        let mut counts = Vec::new();
+        for (reason, _) in expected {
+            let sample =
+                format!(r#"switchboard_sidecar_openai_events_rejected_total{{reason="{reason}"}}"#);
+            counts.push((reason, sidecar_metric(&harness, &sample).await?));
+        }
+        (counts == expected).then_some(counts)
+    })
+    .await;
+    if counted.is_none() {
+        let metrics = harness.sidecar_admin_get("/metrics").await;
+        panic!(
+            "unusable realtime events not counted as {expected:?}:\n{}\n{}",
             metrics.map(|(_, text)| text).unwrap_or_default(),
             harness.logs()
         );
