@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "100")]
     calls: Vec<usize>,
     /// Length of the measured steady window, seconds.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
     /// Settling time between the last call's start and the window, seconds.
     #[arg(long, default_value_t = 3)]
@@ -125,6 +125,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if cli.calls.contains(&0) {
+        anyhow::bail!("--calls: every run needs at least one call");
+    }
+    if cli.sidecar_cpu == cli.load_cpu && !cli.no_pin {
+        anyhow::bail!(
+            "--sidecar-cpu and --load-cpu are both {}: the sidecar must have its core to itself",
+            cli.load_cpu
+        );
+    }
     let bin_dir = match &cli.bin_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()?
@@ -183,7 +192,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         if let Some(floor) = &floor {
             println!(
-                "  over the floor: p50 +{:.2} ms, p99 +{:.2} ms",
+                "  over the floor: p50 {:+.2} ms, p99 {:+.2} ms",
                 figures.rtt_p50_ms - floor.rtt_p50_ms,
                 figures.rtt_p99_ms - floor.rtt_p99_ms
             );

@@ -60,3 +60,23 @@ fn a_short_run_accounts_for_every_frame() {
         "{stdout}"
     );
 }
+
+#[test]
+fn impossible_runs_are_refused_with_the_flag_named() {
+    for (args, expected) in [
+        (&["--calls", "0"][..], "--calls"),
+        (
+            &["--sidecar-cpu", "1", "--load-cpu", "1"][..],
+            "--sidecar-cpu",
+        ),
+        (&["--window", "0"][..], "--window"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_relay-bench"))
+            .args(args)
+            .output()
+            .expect("run relay-bench");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
