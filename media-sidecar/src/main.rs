@@ -24,8 +24,8 @@ fn main() -> ExitCode {
 
 /// One worker per core the process may use (affinity and cgroup quota included). With
 /// a single core — a pinned process, or a pod limited to one CPU — the single-threaded
-/// scheduler does the same work without cross-thread wake-ups and atomics: the relay
-/// benchmark measured it cheaper per call there.
+/// scheduler does the same work without cross-thread wake-ups and atomics (on the relay
+/// benchmark the saving is within run-to-run noise; it costs nothing either).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut builder = if cores == 1 {
