@@ -18,6 +18,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use switchboard_twilio::signature::RequestValidator;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -164,8 +165,14 @@ pub async fn serve_with_state(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let http = axum::serve(listeners.http, router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Media frames are small and real-time: send each write at once (no Nagle).
+    let twilio = listeners.http.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let http =
+        axum::serve(twilio, router(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin = axum::serve(listeners.admin, admin_router(state.clone()))
         .with_graceful_shutdown(stopped(stop_rx));
     let mut http = tokio::spawn(http.into_future());
