@@ -13,8 +13,8 @@ mod failures_support;
 use std::time::{Duration, SystemTime};
 
 use failures_support::{
-    agent, all_sessions, create_agent, create_session, openai_sim, policy, realtime_url,
-    session_where, sidecar_metric, stream_token, MediaClient,
+    agent, all_sessions, assert_counted_by_reason, create_agent, create_session, openai_sim,
+    policy, realtime_url, session_where, sidecar_metric, stream_token, MediaClient,
 };
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Reply, Script, Turn};
@@ -549,24 +549,12 @@ async fn malformed_oversized_and_out_of_order_frames_are_counted_and_skipped() {
         ("unknown_event", 1),
         ("unexpected", 3),
     ];
-    let counted = eventually(Duration::from_secs(5), || async {
-        let mut counts = Vec::new();
-        for (reason, _) in expected {
-            let sample =
-                format!(r#"switchboard_sidecar_frames_rejected_total{{reason="{reason}"}}"#);
-            counts.push((reason, sidecar_metric(&harness, &sample).await?));
-        }
-        (counts == expected).then_some(counts)
-    })
+    assert_counted_by_reason(
+        &harness,
+        "switchboard_sidecar_frames_rejected_total",
+        &expected,
+    )
     .await;
-    if counted.is_none() {
-        let metrics = harness.sidecar_admin_get("/metrics").await;
-        panic!(
-            "rejected frames not counted as {expected:?}:\n{}\n{}",
-            metrics.map(|(_, text)| text).unwrap_or_default(),
-            harness.logs()
-        );
-    }
 }
 
 /// A Realtime endpoint that opens every session with two events the sidecar cannot use
@@ -627,22 +615,10 @@ async fn realtime_events_the_sidecar_cannot_use_are_counted_and_skipped() {
     assert_eq!(stored.end_reason, "caller_hung_up", "{stored:?}");
 
     let expected = [("malformed", 1), ("unknown_event", 1), ("oversized", 0)];
-    let counted = eventually(Duration::from_secs(5), || async {
-        let mut counts = Vec::new();
-        for (reason, _) in expected {
-            let sample =
-                format!(r#"switchboard_sidecar_openai_events_rejected_total{{reason="{reason}"}}"#);
-            counts.push((reason, sidecar_metric(&harness, &sample).await?));
-        }
-        (counts == expected).then_some(counts)
-    })
+    assert_counted_by_reason(
+        &harness,
+        "switchboard_sidecar_openai_events_rejected_total",
+        &expected,
+    )
     .await;
-    if counted.is_none() {
-        let metrics = harness.sidecar_admin_get("/metrics").await;
-        panic!(
-            "unusable realtime events not counted as {expected:?}:\n{}\n{}",
-            metrics.map(|(_, text)| text).unwrap_or_default(),
-            harness.logs()
-        );
-    }
 }

@@ -283,12 +283,34 @@ pub(crate) fn policy() -> u16 {
     u16::from(CloseCode::Policy)
 }
 
-/// The value of one sample (`name{labels}` exactly as exported) in the sidecar's
-/// `/metrics`, or `None` when the sidecar does not answer or has no such sample.
+/// The value of one counter sample (`name{labels}` exactly as exported) in the
+/// sidecar's `/metrics`, or `None` when the sidecar does not answer or has no such sample.
 pub(crate) async fn sidecar_metric(harness: &Harness, sample: &str) -> Option<u64> {
-    let (_, text) = harness.sidecar_admin_get("/metrics").await?;
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(sample)?.strip_prefix(' ')?;
-        value.trim().parse::<f64>().ok().map(|v| v as u64)
+    harness.sidecar_metric(sample).await.map(|v| v as u64)
+}
+
+/// Waits (bounded) until counter `metric` reads `expected` under each `reason` label;
+/// panics with the exported metrics and the logs otherwise.
+pub(crate) async fn assert_counted_by_reason(
+    harness: &Harness,
+    metric: &str,
+    expected: &[(&str, u64)],
+) {
+    let counted = eventually(Duration::from_secs(5), || async {
+        let mut counts = Vec::new();
+        for &(reason, _) in expected {
+            let sample = format!(r#"{metric}{{reason="{reason}"}}"#);
+            counts.push((reason, sidecar_metric(harness, &sample).await?));
+        }
+        (counts == expected).then_some(counts)
     })
+    .await;
+    if counted.is_none() {
+        let metrics = harness.sidecar_admin_get("/metrics").await;
+        panic!(
+            "{metric} not counted as {expected:?}:\n{}\n{}",
+            metrics.map(|(_, text)| text).unwrap_or_default(),
+            harness.logs()
+        );
+    }
 }
