@@ -192,32 +192,13 @@ impl Metrics {
                 direction: Direction::OpenAiToTwilio.as_str(),
             })
             .clone();
-        let rejected = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            FRAMES_REJECTED,
-            "Frames rejected, by reason",
-            rejected.clone(),
-        );
-        let frames_rejected = RejectReason::ALL.map(|reason| {
-            rejected
-                .get_or_create(&ReasonLabels {
-                    reason: reason.as_str(),
-                })
-                .clone()
-        });
-        let openai_rejected = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let frames_rejected =
+            counters_by_reason(&mut registry, FRAMES_REJECTED, "Frames rejected, by reason");
+        let openai_events_rejected = counters_by_reason(
+            &mut registry,
             OPENAI_EVENTS_REJECTED,
             "Realtime API events that could not be used (skipped), by reason",
-            openai_rejected.clone(),
         );
-        let openai_events_rejected = RejectReason::ALL.map(|reason| {
-            openai_rejected
-                .get_or_create(&ReasonLabels {
-                    reason: reason.as_str(),
-                })
-                .clone()
-        });
         let barge_ins = Counter::default();
         registry.register(
             BARGE_INS,
@@ -397,6 +378,24 @@ impl Direction {
 }
 
 /// A call's finer reasons (`call::RejectReason`) grouped under the exported labels.
+/// Registers counter `name` labelled by `reason`, every reason present from the start
+/// (at 0), indexed by [`RejectReason`].
+fn counters_by_reason(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+) -> [Counter; RejectReason::ALL.len()] {
+    let family = Family::<ReasonLabels, Counter>::default();
+    registry.register(name, help, family.clone());
+    RejectReason::ALL.map(|reason| {
+        family
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .clone()
+    })
+}
+
 impl From<crate::call::RejectReason> for RejectReason {
     fn from(reason: crate::call::RejectReason) -> Self {
         use crate::call::RejectReason as Call;
