@@ -24,12 +24,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
-use switchboard_sim::twilio::document::{self, Verb};
+use switchboard_sim::twilio::{document, webhook};
 use switchboard_twilio::media_stream::{
     parse_outbound, Connected, InboundMessage, Mark, Media, MediaFormat, OutboundMessage, Start,
     Stop,
 };
 use switchboard_twilio::signature::RequestValidator;
+use switchboard_twilio::vocabulary::{CallDirection, CallStatus, HttpMethod};
+use switchboard_twilio::webhooks::form_params;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -37,6 +39,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Who calls: one number for every simulated caller.
+const CALLER: &str = "+14155550199";
 
 /// One frame of audio: 20 ms.
 pub const FRAME: Duration = Duration::from_millis(20);
@@ -170,14 +175,14 @@ pub async fn run_call(index: u32, plan: &Plan, client: reqwest::Client) -> CallO
         index,
         plan,
         stream_sid,
-        call_sid: call_sid.clone(),
+        call_sid,
         sequence_number: 0,
         seen: Vec::new(),
         payload: String::with_capacity(224),
         decoded: Vec::with_capacity(FRAME_BYTES + 8),
         outcome,
     };
-    if let Err(error) = call.open(&mut socket, &call_sid, parameters).await {
+    if let Err(error) = call.open(&mut socket, parameters).await {
         call.outcome.setup_error = Some(error);
         return call.outcome;
     }
@@ -188,7 +193,8 @@ pub async fn run_call(index: u32, plan: &Plan, client: reqwest::Client) -> CallO
     call.outcome
 }
 
-/// POSTs the voice webhook and reads `<Connect><Stream>` from the answer.
+/// POSTs the voice webhook as Twilio does for a ringing inbound call and reads
+/// `<Connect><Stream>` from the answer: the socket URL and its parameters.
 async fn stream_of(
     client: &reqwest::Client,
     validator: &RequestValidator,
@@ -196,61 +202,39 @@ async fn stream_of(
     call_sid: &str,
     plan: &Plan,
 ) -> Result<(String, Vec<(String, String)>), String> {
-    let params = [
-        ("AccountSid", plan.account_sid.as_str()),
-        ("ApiVersion", "2010-04-01"),
-        ("CallSid", call_sid),
-        ("CallStatus", "ringing"),
-        ("Called", plan.to.as_str()),
-        ("Caller", "+14155550199"),
-        ("Direction", "inbound"),
-        ("From", "+14155550199"),
-        ("To", plan.to.as_str()),
-    ];
-    let signature = validator.compute(voice_url, &params);
-    let response = client
-        .post(voice_url)
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| format!("voice webhook: {e}"))?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| format!("voice webhook: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("voice webhook answered {status}: {body}"));
+    let webhook = webhook::voice_webhook(
+        call_sid,
+        &plan.account_sid,
+        CALLER,
+        &plan.to,
+        CallStatus::Ringing,
+        CallDirection::Inbound,
+    );
+    let params = form_params(webhook.to_form_body().as_bytes());
+    let timeout = Duration::from_secs(30);
+    let answer = webhook::send_signed(
+        client,
+        validator,
+        voice_url,
+        HttpMethod::Post,
+        &params,
+        timeout,
+    )
+    .await
+    .map_err(|e| format!("voice webhook: {e}"))?;
+    if !(200..300).contains(&answer.status) {
+        return Err(format!(
+            "voice webhook answered {}: {}",
+            answer.status, answer.body
+        ));
     }
-    let twiml = document::parse(&body).map_err(|e| format!("TwiML: {e}"))?;
+    let twiml = document::parse(&answer.body).map_err(|e| format!("TwiML: {e}"))?;
     let stream = twiml
-        .verbs
-        .iter()
-        .find_map(|verb| match verb {
-            Verb::Connect { stream, .. } => stream.clone(),
-            _ => None,
-        })
-        .ok_or_else(|| format!("TwiML has no <Connect><Stream>: {body}"))?;
-    Ok((stream_url(voice_url, &stream.url)?, stream.parameters))
-}
-
-/// `<Stream url>` may be relative: Twilio resolves it against the webhook's URL, with the
-/// WebSocket scheme of the webhook's (`https` → `wss`, `http` → `ws`).
-fn stream_url(voice_url: &str, reference: &str) -> Result<String, String> {
-    let base = reqwest::Url::parse(voice_url).map_err(|e| format!("{voice_url}: {e}"))?;
-    let url = base
-        .join(reference)
-        .map_err(|e| format!("stream url {reference}: {e}"))?
-        .to_string();
-    Ok(if let Some(rest) = url.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        url
-    })
+        .stream()
+        .ok_or_else(|| format!("TwiML has no <Connect><Stream>: {}", answer.body))?;
+    let url = webhook::stream_socket_url(&stream.url, Some(voice_url))
+        .ok_or_else(|| format!("stream url {:?} cannot be resolved", stream.url))?;
+    Ok((url, stream.parameters.clone()))
 }
 
 async fn connect(validator: &RequestValidator, url: &str) -> Result<Socket, String> {
@@ -291,20 +275,19 @@ impl Call<'_> {
     async fn open(
         &mut self,
         socket: &mut Socket,
-        call_sid: &str,
         parameters: Vec<(String, String)>,
     ) -> Result<(), String> {
         let connected = InboundMessage::Connected(Connected {
             protocol: Cow::Borrowed("Call"),
             version: Cow::Borrowed("1.0.0"),
         });
-        self.feed(socket, &connected).await?;
+        feed(socket, &connected).await?;
         self.sequence_number += 1;
         let start = InboundMessage::Start(Start {
             sequence_number: self.sequence_number,
             stream_sid: Cow::Borrowed(&self.stream_sid),
             account_sid: Cow::Borrowed(&self.plan.account_sid),
-            call_sid: Cow::Borrowed(call_sid),
+            call_sid: Cow::Borrowed(&self.call_sid),
             tracks: vec![Cow::Borrowed("inbound")],
             custom_parameters: parameters.into_iter().collect(),
             media_format: MediaFormat {
@@ -313,13 +296,7 @@ impl Call<'_> {
                 channels: 1,
             },
         });
-        let mut text = String::new();
-        start.encode(&mut text);
-        let start = text;
-        socket
-            .feed(Message::text(start))
-            .await
-            .map_err(|e| e.to_string())?;
+        feed(socket, &start).await?;
         socket.flush().await.map_err(|e| e.to_string())
     }
 
@@ -380,12 +357,8 @@ impl Call<'_> {
             timestamp_ms: u64::from(seq) * FRAME.as_millis() as u64,
             payload: Cow::Borrowed(&self.payload),
         });
-        let mut text = String::with_capacity(400);
-        media.encode(&mut text);
-        socket
-            .send(Message::text(text))
-            .await
-            .map_err(|e| e.to_string())?;
+        feed(socket, &media).await?;
+        socket.flush().await.map_err(|e| e.to_string())?;
         self.outcome.sent += 1;
         if now >= plan.window_start {
             self.outcome.sent_in_window += 1;
@@ -417,12 +390,7 @@ impl Call<'_> {
                     stream_sid: Cow::Borrowed(&self.stream_sid),
                     name,
                 });
-                let mut out = String::with_capacity(160);
-                echo.encode(&mut out);
-                socket
-                    .feed(Message::text(out))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                feed(socket, &echo).await?;
                 self.outcome.marks += 1;
             }
             Ok(OutboundMessage::Clear { .. }) => self.outcome.clears += 1,
@@ -473,9 +441,7 @@ impl Call<'_> {
             account_sid: Cow::Borrowed(&self.plan.account_sid),
             call_sid: Cow::Borrowed(&self.call_sid),
         });
-        let mut text = String::new();
-        stop.encode(&mut text);
-        let _ = socket.feed(Message::text(text)).await;
+        let _ = feed(socket, &stop).await;
         let _ = socket.flush().await;
         let _ = socket.close(None).await;
         // Bounded wait for the close handshake.
@@ -484,19 +450,16 @@ impl Call<'_> {
         })
         .await;
     }
+}
 
-    async fn feed(
-        &mut self,
-        socket: &mut Socket,
-        message: &InboundMessage<'_>,
-    ) -> Result<(), String> {
-        let mut text = String::new();
-        message.encode(&mut text);
-        socket
-            .feed(Message::text(text))
-            .await
-            .map_err(|e| e.to_string())
-    }
+/// Queues `message` on `socket` (written at the next flush).
+async fn feed(socket: &mut Socket, message: &InboundMessage<'_>) -> Result<(), String> {
+    let mut text = String::with_capacity(400);
+    message.encode(&mut text);
+    socket
+        .feed(Message::text(text))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -518,22 +481,5 @@ mod tests {
         );
         assert_eq!(FrameId::read(&[0xFF; 160]), None, "silence carries no id");
         assert_eq!(FrameId::read(&frame[..19]), None, "too short");
-    }
-
-    #[test]
-    fn relative_stream_urls_resolve_against_the_webhook() {
-        let voice = "http://127.0.0.1:8080/api/twilio/voice";
-        assert_eq!(
-            stream_url(voice, "/api/twilio/media-stream/c1").as_deref(),
-            Ok("ws://127.0.0.1:8080/api/twilio/media-stream/c1")
-        );
-        assert_eq!(
-            stream_url("https://sb.example.com/api/twilio/voice", "media-stream/c1").as_deref(),
-            Ok("wss://sb.example.com/api/twilio/media-stream/c1")
-        );
-        assert_eq!(
-            stream_url(voice, "wss://other.example.com/m").as_deref(),
-            Ok("wss://other.example.com/m")
-        );
     }
 }

@@ -13,6 +13,8 @@
 //!   out. Created calls ring, are answered or not per number ([`OutcomeScript`]), send signed
 //!   status callbacks, and run a simulated caller once answered.
 //! - A **load mode** ([`load`]): N concurrent callers on a ramp, with per-call results.
+//! - The **signed requests** Twilio makes to an application, and how it resolves TwiML
+//!   references ([`webhook`]), for other Twilio-side drivers (the relay benchmark's).
 //!
 //! What it is not: a codec. Every Twilio message, signature, webhook body and REST shape
 //! comes from `switchboard-twilio`, which is pinned to recorded samples; the simulator only
@@ -32,7 +34,7 @@ pub mod record;
 pub mod rest;
 pub mod script;
 pub mod sid;
-mod webhook;
+pub mod webhook;
 
 pub use audio::{AudioError, AudioSource};
 pub use caller::{CallSpec, Caller, ControlError, TwimlSource};

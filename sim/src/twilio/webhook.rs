@@ -19,16 +19,16 @@ const USER_AGENT: &str = "TwilioProxy/1.1";
 
 /// A signed request's answer.
 #[derive(Debug)]
-pub(crate) struct Answer {
+pub struct Answer {
     /// The HTTP status.
-    pub(crate) status: u16,
+    pub status: u16,
     /// The body, as text.
-    pub(crate) body: String,
+    pub body: String,
 }
 
 /// Why a signed request got no answer.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RequestError {
+pub enum RequestError {
     /// The URL does not parse.
     #[error("invalid url {url}")]
     Url {
@@ -47,7 +47,7 @@ pub(crate) enum RequestError {
 
 /// Sends `params` to `url` with `method`, signed with `validator`, within `timeout`.
 /// Returns the status and body of any answer (the caller decides what a non-2xx means).
-pub(crate) async fn send_signed(
+pub async fn send_signed(
     client: &reqwest::Client,
     validator: &RequestValidator,
     url: &str,
@@ -90,7 +90,7 @@ pub(crate) async fn send_signed(
 /// Resolves `reference` against the document it appeared in, as Twilio resolves relative
 /// `action`, `<Redirect>` and `<Stream url>` values. Absolute references are returned as
 /// written.
-pub(crate) fn resolve(reference: &str, base: Option<&str>) -> Option<String> {
+pub fn resolve(reference: &str, base: Option<&str>) -> Option<String> {
     if reference.contains("://") {
         return Some(reference.to_owned());
     }
@@ -100,7 +100,7 @@ pub(crate) fn resolve(reference: &str, base: Option<&str>) -> Option<String> {
 
 /// The parameters every request about a call carries (PROTOCOLS §2.2), `Caller`/`Called`
 /// included, as Twilio sends them.
-pub(crate) fn voice_webhook(
+pub fn voice_webhook(
     call_sid: &str,
     account_sid: &str,
     from: &str,
@@ -135,6 +135,20 @@ pub(crate) fn voice_webhook(
     }
 }
 
+/// The WebSocket URL Twilio opens for a `<Stream url>`: resolved against the document's
+/// URL like any reference, then `https://`/`http://` become `wss://`/`ws://`
+/// (WebSocket URLs are kept as written).
+pub fn stream_socket_url(reference: &str, base: Option<&str>) -> Option<String> {
+    let url = resolve(reference, base)?;
+    Some(if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        url
+    })
+}
+
 fn header_value(signature: &str) -> HeaderValue {
     // Base64 is always a valid header value.
     HeaderValue::from_str(signature).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -161,5 +175,26 @@ mod tests {
             "absolute as written"
         );
         assert_eq!(resolve("next", None), None);
+    }
+
+    #[test]
+    fn stream_urls_take_the_websocket_scheme_of_the_document() {
+        let voice = Some("http://127.0.0.1:8080/api/twilio/voice");
+        assert_eq!(
+            stream_socket_url("/api/twilio/media-stream/c1", voice).as_deref(),
+            Some("ws://127.0.0.1:8080/api/twilio/media-stream/c1")
+        );
+        assert_eq!(
+            stream_socket_url(
+                "media-stream/c1",
+                Some("https://sb.example.com/api/twilio/voice")
+            )
+            .as_deref(),
+            Some("wss://sb.example.com/api/twilio/media-stream/c1")
+        );
+        assert_eq!(
+            stream_socket_url("wss://other.example.com/m", voice).as_deref(),
+            Some("wss://other.example.com/m")
+        );
     }
 }

@@ -41,7 +41,7 @@ use crate::twilio::record::{
 };
 use crate::twilio::script::duration_bytes;
 use crate::twilio::sid;
-use crate::twilio::webhook::resolve;
+use crate::twilio::webhook::stream_socket_url;
 
 /// One inbound frame: 20 ms.
 const FRAME: Duration = Duration::from_millis(20);
@@ -81,7 +81,7 @@ struct Session {
 
 /// Runs one `<Connect><Stream>` to its end.
 pub(super) async fn run(ctx: &mut CallCtx, noun: &StreamNoun, base: Option<&str>) -> StreamOutcome {
-    let Some(url) = resolve(&noun.url, base).map(ws_scheme) else {
+    let Some(url) = stream_socket_url(&noun.url, base) else {
         let error = format!("stream url {:?} cannot be resolved", noun.url);
         lock(&ctx.state).record.errors.push(error);
         return StreamOutcome::Closed;
@@ -492,18 +492,6 @@ async fn drain(socket: &mut Socket) {
         while let Some(Ok(_)) = socket.next().await {}
     })
     .await;
-}
-
-/// `https://`/`http://` (a relative `<Stream url>` resolved against the webhook URL) become
-/// `wss://`/`ws://`; WebSocket URLs are kept as written.
-fn ws_scheme(url: String) -> String {
-    if let Some(rest) = url.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        url
-    }
 }
 
 fn frame_aligned(bytes: u64) -> u64 {
