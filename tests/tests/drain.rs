@@ -16,7 +16,7 @@ use std::time::Duration;
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{
-    AudioSource, CallEnd, CallSpec, Caller, StreamEnd, TalkScript, Verb,
+    AudioSource, CallEnd, CallRecord, CallSpec, Caller, StreamEnd, TalkScript, Verb,
 };
 use switchboard_tests::{
     eventually, Harness, HarnessOptions, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN,
@@ -181,22 +181,11 @@ async fn sigterm_lets_the_call_in_progress_finish_refuses_new_ones_and_exits_cle
     );
 
     // It ends when the caller hangs up, not before: nothing cut it.
-    in_progress.hang_up().expect("the call is live");
-    let record = tokio::time::timeout(Duration::from_secs(60), in_progress.finished())
-        .await
-        .unwrap_or_else(|_| panic!("the call did not end\n{}", harness.logs()));
-    let stream = record
-        .stream()
-        .unwrap_or_else(|| panic!("no media stream: {record:?}"));
-    assert_eq!(
-        stream.end,
-        Some(StreamEnd::CallerHungUp),
-        "the stream ended by the caller's hang-up, not by the sidecar: {record:?}\n{}",
-        harness.logs()
-    );
-    assert_eq!(record.end, Some(CallEnd::CallerHungUp));
+    let record = hang_up_and_finish(&in_progress, &harness).await;
     assert!(
-        stream.received.media > 0,
+        record
+            .stream()
+            .is_some_and(|stream| stream.received.media > 0),
         "the caller heard the assistant during the drain"
     );
 
@@ -400,20 +389,7 @@ async fn a_call_answered_before_sigterm_whose_socket_comes_after_is_served_to_it
     );
 
     // It ends when the caller hangs up, not before.
-    call.hang_up().expect("the call is live");
-    let record = tokio::time::timeout(Duration::from_secs(60), call.finished())
-        .await
-        .unwrap_or_else(|_| panic!("the call did not end\n{}", harness.logs()));
-    let stream = record
-        .stream()
-        .unwrap_or_else(|| panic!("no media stream: {record:?}"));
-    assert_eq!(
-        stream.end,
-        Some(StreamEnd::CallerHungUp),
-        "the stream ended by the caller's hang-up, not by the sidecar: {record:?}\n{}",
-        harness.logs()
-    );
-    assert_eq!(record.end, Some(CallEnd::CallerHungUp));
+    let record = hang_up_and_finish(&call, &harness).await;
 
     // Its session: completed, not left ringing.
     let sessions = harness.sessions();
@@ -542,6 +518,26 @@ impl StreamGate {
         tokio::io::copy_bidirectional(&mut client, &mut server).await?;
         Ok(())
     }
+}
+
+/// Hangs up `call`, waits (bounded) for it to end, and checks that it ended by that
+/// hang-up — the stream too, so nothing on the sidecar's side cut it first.
+async fn hang_up_and_finish(call: &Caller, harness: &Harness) -> CallRecord {
+    call.hang_up().expect("the call is live");
+    let record = tokio::time::timeout(Duration::from_secs(60), call.finished())
+        .await
+        .unwrap_or_else(|_| panic!("the call did not end\n{}", harness.logs()));
+    let stream = record
+        .stream()
+        .unwrap_or_else(|| panic!("no media stream: {record:?}"));
+    assert_eq!(
+        stream.end,
+        Some(StreamEnd::CallerHungUp),
+        "the stream ended by the caller's hang-up, not by the sidecar: {record:?}\n{}",
+        harness.logs()
+    );
+    assert_eq!(record.end, Some(CallEnd::CallerHungUp));
+    record
 }
 
 /// True once the caller has heard the assistant and sent `audio_ms` of audio; false as
