@@ -5,6 +5,8 @@
 //!   voice webhook, TwiML, signed WebSocket upgrade, µ-law at a real-time 20 ms
 //!   cadence, playback with mark echoes, DTMF, hang-up), a fake of the REST endpoints
 //!   the control plane calls, and a load mode.
+//! - [`tls`]: a private certificate authority and rustls configurations, for the
+//!   simulators' `wss://`/`https://` and the tests of TLS on every hop.
 //! - [`openai`]: a Realtime API server speaking the GA and beta dialects, with server
 //!   VAD, transcripts, audio deltas, tool calls, truncation and fault injection.
 //!
@@ -13,4 +15,5 @@
 //! bug cannot hide behind a simulator that shares it.
 
 pub mod openai;
+pub mod tls;
 pub mod twilio;
