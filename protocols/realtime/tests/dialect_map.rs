@@ -167,9 +167,9 @@ fn connection_headers() {
         let expected = &map["connection"][dialect];
         let params = ConnectParams {
             provider,
+            endpoint: switchboard_realtime::connection::OPENAI_URL.into(),
             model: "<model>".into(),
-            auth: Auth::ApiKey(Secret::new("<OPENAI_API_KEY>")),
-            base_url: None,
+            auth: Some(Auth::ApiKey(Secret::new("<OPENAI_API_KEY>"))),
         };
         let url = params.url().expect("url").replace("%3Cmodel%3E", "<model>");
         assert_eq!(url, expected["url"]);
