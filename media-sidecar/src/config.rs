@@ -17,18 +17,21 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use switchboard_telemetry::{LogFormat, TelemetryConfig};
 
 use parse::{
-    check_token, parse_addr, parse_control_plane_url, parse_duration, parse_openai_url, random_hex,
-    require_e164,
+    check_token, parse_addr, parse_control_plane_url, parse_duration, random_hex, require_e164,
 };
+use rustls::pki_types::CertificateDer;
 
 mod parse;
+mod realtime;
 
 pub use parse::PublicUrl;
+pub use realtime::{AzureAuth, AzureConfig, CaBundle, OpenAiConfig, ProxyConfig};
 
 /// Where Twilio's webhooks and Media Stream WebSockets are served.
 pub const ENV_HTTP_ADDR: &str = "SWITCHBOARD_HTTP_ADDR";
@@ -45,16 +48,47 @@ pub const ENV_PUBLIC_URL: &str = "SWITCHBOARD_PUBLIC_URL";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 /// The account's Auth Token. Unset: signature validation is disabled (local use only).
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
-/// The key for the Realtime API (OpenAI or Azure).
+/// OpenAI's key, for agents whose provider is OpenAI (GA or beta).
 pub const ENV_OPENAI_API_KEY: &str = "OPENAI_API_KEY";
+/// OpenAI's Realtime endpoint: `wss://` or `https://`, a bare host or a full URL (a
+/// gateway or the simulator may stand in).
 pub const ENV_OPENAI_URL: &str = "SWITCHBOARD_OPENAI_URL";
-pub const DEFAULT_OPENAI_URL: &str = "wss://api.openai.com/v1/realtime";
-/// `ga`, `beta` or `azure`.
+pub const DEFAULT_OPENAI_URL: &str = switchboard_realtime::connection::OPENAI_URL;
+/// No longer read: each agent's provider chooses. Set, it stops start-up with a note
+/// saying what replaced it.
 pub const ENV_OPENAI_DIALECT: &str = "SWITCHBOARD_OPENAI_DIALECT";
-pub const DEFAULT_OPENAI_DIALECT: &str = "ga";
 /// The model used when the agent names none.
 pub const ENV_OPENAI_MODEL: &str = "SWITCHBOARD_OPENAI_MODEL";
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-realtime";
+/// A PEM file of certificate authorities trusted for the Realtime sockets (OpenAI and
+/// Azure), besides the public roots and the platform's store: a private CA, or a
+/// TLS-inspecting proxy's.
+pub const ENV_OPENAI_CA_FILE: &str = "SWITCHBOARD_OPENAI_CA_FILE";
+/// The Azure OpenAI resource (`https://<resource>.openai.azure.com`, or a full
+/// realtime URL), for agents whose provider is `AZURE_OPENAI`. Unset: such agents'
+/// calls get the fallback.
+pub const ENV_AZURE_OPENAI_ENDPOINT: &str = "SWITCHBOARD_AZURE_OPENAI_ENDPOINT";
+/// The resource's key (`api-key` header).
+pub const ENV_AZURE_OPENAI_API_KEY: &str = "AZURE_OPENAI_API_KEY";
+/// A Microsoft Entra ID access token instead of the key.
+pub const ENV_AZURE_OPENAI_AD_TOKEN: &str = "AZURE_OPENAI_AD_TOKEN";
+/// A file holding a Microsoft Entra ID access token, read again for every call.
+pub const ENV_AZURE_OPENAI_TOKEN_FILE: &str = "SWITCHBOARD_AZURE_OPENAI_TOKEN_FILE";
+/// Set (e.g. `2025-04-01-preview`): Azure's preview endpoint, beta dialect. Unset: the
+/// GA `/openai/v1` endpoint.
+pub const ENV_AZURE_OPENAI_API_VERSION: &str = "SWITCHBOARD_AZURE_OPENAI_API_VERSION";
+/// The deployment when the agent names none. Default: `SWITCHBOARD_OPENAI_MODEL`.
+pub const ENV_AZURE_OPENAI_DEPLOYMENT: &str = "SWITCHBOARD_AZURE_OPENAI_DEPLOYMENT";
+/// The proxy for `wss://` Realtime sockets (also read lower-case, as curl does).
+pub const ENV_HTTPS_PROXY: &str = "HTTPS_PROXY";
+/// The proxy for `ws://` Realtime sockets.
+pub const ENV_HTTP_PROXY: &str = "HTTP_PROXY";
+/// Hosts reached without the proxy.
+pub const ENV_NO_PROXY: &str = "NO_PROXY";
+/// Serve Twilio's webhooks and Media Streams over TLS with this certificate chain (PEM)…
+pub const ENV_TLS_CERT: &str = "SWITCHBOARD_TLS_CERT";
+/// …and this private key (PEM). Unset: plain HTTP (TLS terminated in front).
+pub const ENV_TLS_KEY: &str = "SWITCHBOARD_TLS_KEY";
 /// Signs per-call stream tokens; share it across replicas. Unset: random per process.
 pub const ENV_STREAM_TOKEN_SECRET: &str = "SWITCHBOARD_STREAM_TOKEN_SECRET";
 /// Shortest accepted stream-token secret, in bytes.
@@ -107,6 +141,8 @@ pub struct Config {
     /// `None`: signatures are not checked (local use only).
     pub twilio_auth_token: Option<Secret>,
     pub openai: OpenAiConfig,
+    /// `Some`: the Twilio-facing port serves HTTPS/WSS itself.
+    pub tls: Option<ServerTls>,
     pub stream_token: StreamTokenConfig,
     /// Calls carried at once before new ones get the fallback answer.
     pub max_calls: usize,
@@ -130,29 +166,6 @@ pub struct ControlPlaneConfig {
     pub request_timeout: Duration,
 }
 
-/// How to reach the Realtime API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenAiConfig {
-    /// The Realtime WebSocket URL (or, for Azure, the resource endpoint).
-    pub url: String,
-    pub dialect: OpenAiDialect,
-    /// Used when the agent names no model.
-    pub default_model: String,
-    /// `None` only makes sense against a local simulator.
-    pub api_key: Option<Secret>,
-}
-
-/// Which flavour of the Realtime API `SWITCHBOARD_OPENAI_URL` serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenAiDialect {
-    /// OpenAI, GA protocol.
-    Ga,
-    /// OpenAI, the retired beta protocol (`OpenAI-Beta: realtime=v1`).
-    Beta,
-    /// Azure OpenAI (`api-key` header; GA or preview per the URL).
-    Azure,
-}
-
 /// Per-call stream tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamTokenConfig {
@@ -173,6 +186,17 @@ pub struct FallbackConfig {
     pub number: Option<String>,
 }
 
+/// The certificate and key the Twilio-facing port serves TLS with, checked at start-up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The certificate file.
+    pub cert_path: PathBuf,
+    /// The chain, leaf first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// The private key, PEM.
+    pub key_pem: Secret,
+}
+
 /// A setting that cannot be used. The message names the variable, never a secret value.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {reason}")]
@@ -190,7 +214,8 @@ pub struct ConfigError {
     version,
     about = "Switchboard's media sidecar: Twilio webhooks and Media Streams bridged to the OpenAI Realtime API",
     after_help = "Secrets are read from the environment only: TWILIO_AUTH_TOKEN, OPENAI_API_KEY, \
-                  SWITCHBOARD_STREAM_TOKEN_SECRET, SWITCHBOARD_API_TOKEN."
+                  AZURE_OPENAI_API_KEY, AZURE_OPENAI_AD_TOKEN, SWITCHBOARD_STREAM_TOKEN_SECRET, \
+                  SWITCHBOARD_API_TOKEN."
 )]
 pub struct Flags {
     /// Twilio ingress address [env: SWITCHBOARD_HTTP_ADDR] [default: 127.0.0.1:8080]
@@ -208,9 +233,9 @@ pub struct Flags {
     /// Realtime API WebSocket URL [env: SWITCHBOARD_OPENAI_URL] [default: wss://api.openai.com/v1/realtime]
     #[arg(long)]
     pub openai_url: Option<String>,
-    /// `ga`, `beta` or `azure` [env: SWITCHBOARD_OPENAI_DIALECT] [default: ga]
+    /// Azure OpenAI resource endpoint [env: SWITCHBOARD_AZURE_OPENAI_ENDPOINT]
     #[arg(long)]
-    pub openai_dialect: Option<String>,
+    pub azure_openai_endpoint: Option<String>,
     /// Model when the agent names none [env: SWITCHBOARD_OPENAI_MODEL] [default: gpt-realtime]
     #[arg(long)]
     pub openai_model: Option<String>,
@@ -260,6 +285,17 @@ impl fmt::Debug for Secret {
     }
 }
 
+// === impl ServerTls ===
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_path", &self.cert_path)
+            .field("certs", &self.certs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 // === impl Config ===
 
 impl Config {
@@ -272,7 +308,7 @@ impl Config {
             (ENV_CONTROL_PLANE_URL, &flags.control_plane_url),
             (ENV_PUBLIC_URL, &flags.public_url),
             (ENV_OPENAI_URL, &flags.openai_url),
-            (ENV_OPENAI_DIALECT, &flags.openai_dialect),
+            (ENV_AZURE_OPENAI_ENDPOINT, &flags.azure_openai_endpoint),
             (ENV_OPENAI_MODEL, &flags.openai_model),
             (ENV_STREAM_TOKEN_TTL, &flags.stream_token_ttl),
             (ENV_MAX_CALLS, &flags.max_calls),
@@ -320,15 +356,8 @@ impl Config {
             request_timeout: CONTROL_PLANE_REQUEST_TIMEOUT,
         };
 
-        let openai = OpenAiConfig {
-            url: parse_openai_url(&or_default(ENV_OPENAI_URL, DEFAULT_OPENAI_URL))?,
-            dialect: OpenAiDialect::parse(&or_default(ENV_OPENAI_DIALECT, DEFAULT_OPENAI_DIALECT))?,
-            default_model: single_word(
-                ENV_OPENAI_MODEL,
-                or_default(ENV_OPENAI_MODEL, DEFAULT_OPENAI_MODEL),
-            )?,
-            api_key: get(ENV_OPENAI_API_KEY).map(Secret::new),
-        };
+        let openai = OpenAiConfig::parse(&get)?;
+        let tls = parse_server_tls(&get)?;
 
         let stream_token = parse_stream_token(&get)?;
         let max_calls = or_default(ENV_MAX_CALLS, DEFAULT_MAX_CALLS);
@@ -383,6 +412,7 @@ impl Config {
             control_plane,
             twilio_auth_token: get(ENV_TWILIO_AUTH_TOKEN).map(Secret::new),
             openai,
+            tls,
             stream_token,
             max_calls,
             drain_grace,
@@ -434,33 +464,72 @@ impl Config {
                  this sidecar"
             ));
         }
+        if let Some(azure) = &self.openai.azure {
+            if azure.auth.is_none() {
+                warnings.push(format!(
+                    "{ENV_AZURE_OPENAI_ENDPOINT} is set without {ENV_AZURE_OPENAI_API_KEY}, \
+                     {ENV_AZURE_OPENAI_AD_TOKEN} or {ENV_AZURE_OPENAI_TOKEN_FILE}: Azure will \
+                     refuse every call"
+                ));
+            }
+        }
+        if self.twilio_auth_token.is_some()
+            && !self.public_url.is_https()
+            && !self.public_url.is_loopback()
+        {
+            warnings.push(format!(
+                "{ENV_PUBLIC_URL} is {} (http://) while signatures are checked: Twilio signs \
+                 the https:// URL it calls, so every webhook would be refused with 403; set \
+                 the https:// URL Twilio is given",
+                self.public_url.as_str()
+            ));
+        }
+        if self.tls.is_some() && !self.public_url.is_https() {
+            warnings.push(format!(
+                "{ENV_TLS_CERT} is set but {ENV_PUBLIC_URL} is http://: Twilio would be sent \
+                 ws:// stream URLs for a port that speaks TLS"
+            ));
+        }
         warnings
     }
 }
 
-// === impl OpenAiDialect ===
-
-impl OpenAiDialect {
-    /// `ga`, `beta` or `azure`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpenAiDialect::Ga => "ga",
-            OpenAiDialect::Beta => "beta",
-            OpenAiDialect::Azure => "azure",
+/// `SWITCHBOARD_TLS_CERT` and `SWITCHBOARD_TLS_KEY`: both or neither, readable, PEM, and
+/// a key that matches the certificate.
+fn parse_server_tls(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ServerTls>, ConfigError> {
+    let (cert_path, key_path) = match (get(ENV_TLS_CERT), get(ENV_TLS_KEY)) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (PathBuf::from(cert.trim()), PathBuf::from(key.trim())),
+        (Some(_), None) => {
+            return Err(error(
+                ENV_TLS_KEY,
+                format!("must be set with {ENV_TLS_CERT}"),
+            ))
         }
-    }
-
-    fn parse(value: &str) -> Result<Self, ConfigError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "ga" => Ok(OpenAiDialect::Ga),
-            "beta" => Ok(OpenAiDialect::Beta),
-            "azure" => Ok(OpenAiDialect::Azure),
-            _ => Err(error(
-                ENV_OPENAI_DIALECT,
-                format!("{value:?} is not one of ga, beta, azure"),
-            )),
+        (None, Some(_)) => {
+            return Err(error(
+                ENV_TLS_CERT,
+                format!("must be set with {ENV_TLS_KEY}"),
+            ))
         }
-    }
+    };
+    let certs = CaBundle::read(ENV_TLS_CERT, cert_path.display().to_string())?.certs;
+    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
+        error(
+            ENV_TLS_KEY,
+            format!("cannot read {}: {e}", key_path.display()),
+        )
+    })?;
+    let tls = ServerTls {
+        cert_path,
+        certs,
+        key_pem: Secret::new(key_pem),
+    };
+    crate::tls::server_config(&tls)
+        .map_err(|e| error(ENV_TLS_KEY, format!("{}: {e}", key_path.display())))?;
+    Ok(Some(tls))
 }
 
 fn parse_stream_token(

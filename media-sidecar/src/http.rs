@@ -9,6 +9,8 @@
 //!   the [`MediaHandler`] hook the call driver (`call/`) implements.
 //! - `http/admin.rs`: `/healthz`, `/readyz`, `/metrics` ([`admin_router`]).
 //! - `http/headers.rs`: the security headers.
+//! - `http/tls_listener.rs`: the Twilio-facing port over TLS, when the sidecar
+//!   terminates it itself.
 //!
 //! Everything a request needs is in [`AppState`]. This module decides how a call is
 //! answered; it does not run calls: after the upgrade, the socket belongs to the
@@ -27,12 +29,14 @@ use crate::config::Config;
 use crate::control::{ControlError, ControlPlane};
 use crate::drain::{Drain, DrainReport};
 use crate::metrics::Metrics;
+use crate::realtime_client::RealtimeConnector;
 use crate::token::TokenSigner;
 
 mod admin;
 mod headers;
 pub mod media_socket;
 mod router;
+mod tls_listener;
 mod webhooks;
 
 pub use admin::admin_router;
@@ -41,6 +45,7 @@ pub use router::{
     router, MEDIA_STREAM_PATH_PREFIX, STATUS_PATH, STREAM_STATUS_PATH, VOICE_PATH,
     WEBHOOK_BODY_LIMIT,
 };
+pub use tls_listener::TlsListener;
 pub use webhooks::fallback_twiml;
 
 /// How long in-flight HTTP requests may take to finish once the drain is over.
@@ -60,6 +65,8 @@ pub struct AppState {
     pub drain: Drain,
     /// Runs each accepted media socket.
     pub media_handler: Arc<dyn MediaHandler>,
+    /// Opens the calls' Realtime sockets (TLS roots, proxy).
+    pub realtime: RealtimeConnector,
     /// `None` when `TWILIO_AUTH_TOKEN` is unset: signatures are not checked.
     validator: Option<Arc<RequestValidator>>,
 }
@@ -79,6 +86,9 @@ pub enum ServeError {
     /// The control-plane client could not be built.
     #[error("control plane client: {0}")]
     ControlPlane(#[from] ControlError),
+    /// A TLS configuration could not be built.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
     /// A listener's server stopped with an error.
     #[error("{listener} server: {source}")]
     Server {
@@ -94,8 +104,15 @@ pub enum ServeError {
 impl AppState {
     /// Builds the shared state from a validated config. Must run inside a tokio runtime
     /// (the control-plane channel starts its worker; it does not connect yet).
-    pub fn new(config: Config, media_handler: Arc<dyn MediaHandler>) -> Result<Self, ControlError> {
+    pub fn new(config: Config, media_handler: Arc<dyn MediaHandler>) -> Result<Self, ServeError> {
         let control = ControlPlane::new(&config.control_plane)?;
+        let (realtime, roots) = RealtimeConnector::new(&config.openai)?;
+        tracing::debug!(
+            webpki = roots.webpki,
+            native = roots.native,
+            extra = roots.extra,
+            "roots trusted for the realtime api"
+        );
         let metrics = Arc::new(Metrics::new());
         let drain = Drain::new(config.max_calls, metrics.active_calls());
         let tokens = TokenSigner::new(config.stream_token.secret.expose(), config.stream_token.ttl);
@@ -110,6 +127,7 @@ impl AppState {
             metrics,
             drain,
             media_handler,
+            realtime,
             validator,
         })
     }
@@ -165,18 +183,34 @@ pub async fn serve_with_state(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    // Media frames are small and real-time: send each write at once (no Nagle).
-    let twilio = listeners.http.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    let twilio_router = router(state.clone());
+    let twilio_stop = stopped(stop_rx.clone());
+    let mut http = match &state.config.tls {
+        Some(tls) => {
+            let config = crate::tls::server_config(tls)?;
+            let listener =
+                TlsListener::new(listeners.http, config).map_err(|source| ServeError::Server {
+                    listener: "http",
+                    source,
+                })?;
+            tracing::info!(cert = %tls.cert_path.display(), "twilio port serves tls");
+            spawn_server(listener, twilio_router, twilio_stop)
         }
-    });
-    let http =
-        axum::serve(twilio, router(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin = axum::serve(listeners.admin, admin_router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx));
-    let mut http = tokio::spawn(http.into_future());
-    let mut admin = tokio::spawn(admin.into_future());
+        None => {
+            // Media frames are small and real-time: send each write at once (no Nagle).
+            let listener = listeners.http.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            spawn_server(listener, twilio_router, twilio_stop)
+        }
+    };
+    let mut admin = spawn_server(
+        listeners.admin,
+        admin_router(state.clone()),
+        stopped(stop_rx),
+    );
     state.drain.set_ready();
     tracing::info!(sidecar_id = %state.config.sidecar_id, control_plane = %state.control.url(), "ready");
 
@@ -218,6 +252,20 @@ pub async fn serve_with_state(
         }
     }
     Ok(report)
+}
+
+/// Runs `router` on `listener` until `stop` resolves, then finishes open requests.
+fn spawn_server<L>(
+    listener: L,
+    router: axum::Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let server = axum::serve(listener, router).with_graceful_shutdown(stop);
+    tokio::spawn(server.into_future())
 }
 
 fn server_error(

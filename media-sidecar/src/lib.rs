@@ -15,7 +15,9 @@ pub mod control;
 pub mod drain;
 pub mod http;
 pub mod metrics;
+pub mod proxy;
 pub mod realtime_client;
+pub mod tls;
 pub mod token;
 
 pub use http::{

@@ -39,6 +39,8 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn run() -> ExitCode {
+    // ring, chosen here, for any library that asks rustls for the process default.
+    switchboard_media_sidecar::tls::install_default_provider();
     let flags = Flags::parse();
     let config = match Config::from_env(&flags) {
         Ok(config) => config,

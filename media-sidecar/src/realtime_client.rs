@@ -1,107 +1,252 @@
-//! Connects a call to the Realtime API: OpenAI (GA or beta) or Azure OpenAI, or any
-//! endpoint standing in for them (the simulator, a proxy), per `SWITCHBOARD_OPENAI_*`.
+//! Connects a call to the Realtime API: OpenAI (GA or beta) or Azure OpenAI, per the
+//! agent's provider, or any endpoint standing in for them (the simulator, a gateway).
 //!
-//! It only opens the socket — URL, headers, small buffers; the call driver
-//! (`call/driver.rs`) speaks over it through the call core.
+//! [`params_for`] turns the agent and the settings into [`ConnectParams`] — the one URL
+//! builder, in `switchboard-realtime` — and [`RealtimeConnector::connect`] opens the
+//! socket: TCP (through the `HTTPS_PROXY` tunnel unless `NO_PROXY` says otherwise),
+//! TLS for `wss://` with the roots of `tls.rs`, then the WebSocket handshake with the
+//! provider's headers. The call driver (`call/driver.rs`) speaks over the socket
+//! through the call core.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use switchboard_proto::v1 as pb;
-use switchboard_realtime::Dialect;
+use switchboard_realtime::{Auth, ConnectParams, Provider, Secret};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
 
-use crate::config::{OpenAiConfig, OpenAiDialect};
+use crate::config::{AzureAuth, OpenAiConfig, ProxyConfig, ENV_AZURE_OPENAI_ENDPOINT};
+use crate::tls::RootCounts;
 
+/// The byte stream under a Realtime socket: plain TCP (`ws://`, local simulators) or
+/// TLS over TCP.
+pub type RealtimeStream = Either<TcpStream, TlsStream<TcpStream>>;
 /// The Realtime socket of one call.
-pub type RealtimeSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type RealtimeSocket = WebSocketStream<RealtimeStream>;
 
-/// How long the handshake may take.
+/// How long opening the socket may take, TCP, proxy, TLS and WebSocket handshakes
+/// together.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer per socket: frames are small, and a large buffer is zero-filled on
-/// reads (PERFORMANCE.md).
+/// reads.
 const READ_BUFFER: usize = 2 * 1024;
 const MAX_MESSAGE: usize = 1024 * 1024;
 
 /// Why the Realtime API could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum RealtimeConnectError {
+    /// The agent asks for something this sidecar is not set up for.
+    #[error("realtime provider not configured: {0}")]
+    NotConfigured(String),
     #[error("invalid realtime url: {0}")]
     Url(String),
     #[error("realtime handshake did not finish within {0:?}")]
     Timeout(Duration),
+    /// TCP (or the proxy tunnel) failed.
+    #[error("cannot reach realtime host {host}: {reason}")]
+    Connect { host: String, reason: String },
+    /// The TLS handshake failed: the message names the certificate problem.
+    #[error(
+        "tls handshake with realtime host {host} failed: {reason} (if a private CA or a \
+         TLS-inspecting proxy signs this endpoint's certificate, point \
+         SWITCHBOARD_OPENAI_CA_FILE at its PEM)"
+    )]
+    Tls { host: String, reason: String },
     #[error("realtime handshake failed: {0}")]
     Handshake(String),
 }
 
-/// The dialect a call speaks: the agent's provider when it asks for beta, else the
-/// endpoint's.
-pub fn dialect_for(config: &OpenAiConfig, agent: &pb::AgentSettings) -> Dialect {
-    if agent.provider == pb::RealtimeProvider::OpenaiBeta as i32 {
-        return Dialect::Beta;
+/// Opens Realtime sockets; one per process, shared by every call.
+#[derive(Clone)]
+pub struct RealtimeConnector {
+    tls: TlsConnector,
+    proxy: ProxyConfig,
+}
+
+// === impl RealtimeConnector ===
+
+impl RealtimeConnector {
+    /// Builds the TLS configuration once (the platform's store is read here).
+    pub fn new(config: &OpenAiConfig) -> Result<(Self, RootCounts), rustls::Error> {
+        let (tls, counts) = crate::tls::client_config(config.extra_ca.as_ref())?;
+        Ok((Self::with_tls(tls, config.proxy.clone()), counts))
     }
-    match config.dialect {
-        OpenAiDialect::Ga => Dialect::Ga,
-        OpenAiDialect::Beta => Dialect::Beta,
-        // Azure's preview path (`api-version=…`) speaks beta; `/openai/v1` speaks GA.
-        OpenAiDialect::Azure if config.url.contains("api-version=") => Dialect::Beta,
-        OpenAiDialect::Azure => Dialect::Ga,
+
+    /// With a TLS configuration of the caller's (tests).
+    pub fn with_tls(tls: Arc<ClientConfig>, proxy: ProxyConfig) -> Self {
+        Self {
+            tls: TlsConnector::from(tls),
+            proxy,
+        }
+    }
+
+    /// Opens the socket of one call.
+    pub async fn connect(
+        &self,
+        params: &ConnectParams,
+    ) -> Result<RealtimeSocket, RealtimeConnectError> {
+        let url = params
+            .url()
+            .map_err(|e| RealtimeConnectError::Url(e.to_string()))?;
+        let (host, port, tls) = params
+            .host_port()
+            .map_err(|e| RealtimeConnectError::Url(e.to_string()))?;
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| RealtimeConnectError::Url(e.to_string()))?;
+        for (name, value) in params.headers().iter() {
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                RealtimeConnectError::Url(format!("the {name} header is not a valid header value"))
+            })?;
+            request.headers_mut().insert(name, value);
+        }
+        let mut ws_config = WebSocketConfig::default();
+        ws_config.read_buffer_size = READ_BUFFER;
+        ws_config.max_message_size = Some(MAX_MESSAGE);
+        ws_config.max_frame_size = Some(MAX_MESSAGE);
+        let open = async {
+            let stream = self.open_stream(&host, port, tls).await?;
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config))
+                .await
+                // The error may echo the request; report only its kind, never the key.
+                .map_err(|e| RealtimeConnectError::Handshake(handshake_error(&e)))
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+            Err(_) => Err(RealtimeConnectError::Timeout(CONNECT_TIMEOUT)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok((socket, _response))) => Ok(socket),
+        }
+    }
+
+    /// TCP, directly or through the proxy, then TLS when `tls`.
+    async fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> Result<RealtimeStream, RealtimeConnectError> {
+        let unreachable = |reason: String| RealtimeConnectError::Connect {
+            host: host.to_owned(),
+            reason,
+        };
+        let tcp = match self.proxy.for_host(host, tls) {
+            Some(proxy) => proxy.connect(host, port).await.map_err(|e| {
+                let (proxy_host, proxy_port) = proxy.address();
+                unreachable(format!("through proxy {proxy_host}:{proxy_port}: {e}"))
+            })?,
+            None => TcpStream::connect((host, port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        };
+        // Audio frames are small and real-time: send each write at once.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        if !tls {
+            return Ok(Either::Left(tcp));
+        }
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+            RealtimeConnectError::Url(format!("{host:?} is no tls server name: {e}"))
+        })?;
+        let stream = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| RealtimeConnectError::Tls {
+                host: host.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Either::Right(stream))
     }
 }
 
-/// The URL of a call's socket: the endpoint with the agent's model (or the default).
-pub fn url_for(config: &OpenAiConfig, agent: &pb::AgentSettings) -> String {
-    let model = if agent.model.is_empty() {
-        &config.default_model
-    } else {
-        &agent.model
-    };
-    let separator = if config.url.contains('?') { '&' } else { '?' };
-    let key = if config.dialect == OpenAiDialect::Azure && config.url.contains("api-version=") {
-        "deployment"
-    } else {
-        "model"
-    };
-    format!("{}{separator}{key}={model}", config.url)
+impl std::fmt::Debug for RealtimeConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeConnector")
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
 }
 
-/// Opens the socket for a call.
-pub async fn connect(
+/// The connection of a call to `agent`: its provider (OpenAI when unspecified), its
+/// model or the default, and the provider's credentials.
+pub fn params_for(
     config: &OpenAiConfig,
     agent: &pb::AgentSettings,
-    dialect: Dialect,
-) -> Result<RealtimeSocket, RealtimeConnectError> {
-    let url = url_for(config, agent);
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| RealtimeConnectError::Url(e.to_string()))?;
-    let headers = request.headers_mut();
-    if let Some(key) = &config.api_key {
-        let (name, value) = match config.dialect {
-            OpenAiDialect::Azure => ("api-key", key.expose().to_owned()),
-            _ => ("authorization", format!("Bearer {}", key.expose())),
-        };
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| RealtimeConnectError::Url("api key is not a valid header value".into()))?;
-        headers.insert(name, value);
-    }
-    if dialect == Dialect::Beta && config.dialect != OpenAiDialect::Azure {
-        headers.insert("openai-beta", HeaderValue::from_static("realtime=v1"));
-    }
-    let mut ws_config = WebSocketConfig::default();
-    ws_config.read_buffer_size = READ_BUFFER;
-    ws_config.max_message_size = Some(MAX_MESSAGE);
-    ws_config.max_frame_size = Some(MAX_MESSAGE);
-    let handshake = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
-    match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-        Err(_) => Err(RealtimeConnectError::Timeout(CONNECT_TIMEOUT)),
-        // The error may echo the request; report only its kind, never the key.
-        Ok(Err(e)) => Err(RealtimeConnectError::Handshake(handshake_error(&e))),
-        Ok(Ok((socket, _response))) => Ok(socket),
+) -> Result<ConnectParams, RealtimeConnectError> {
+    let provider =
+        pb::RealtimeProvider::try_from(agent.provider).unwrap_or(pb::RealtimeProvider::Unspecified);
+    let model = agent.model.trim();
+    let openai = |provider| ConnectParams {
+        provider,
+        endpoint: config.url.clone(),
+        model: if model.is_empty() {
+            config.default_model.clone()
+        } else {
+            model.to_owned()
+        },
+        auth: config
+            .api_key
+            .as_ref()
+            .map(|key| Auth::ApiKey(Secret::new(key.expose()))),
+    };
+    match provider {
+        pb::RealtimeProvider::Unspecified | pb::RealtimeProvider::Openai => {
+            Ok(openai(Provider::OpenAi))
+        }
+        pb::RealtimeProvider::OpenaiBeta => Ok(openai(Provider::OpenAiBeta)),
+        pb::RealtimeProvider::AzureOpenai => {
+            let Some(azure) = &config.azure else {
+                return Err(RealtimeConnectError::NotConfigured(format!(
+                    "the agent's provider is Azure OpenAI and {ENV_AZURE_OPENAI_ENDPOINT} is not set"
+                )));
+            };
+            let auth = match &azure.auth {
+                None => None,
+                Some(AzureAuth::ApiKey(key)) => Some(Auth::ApiKey(Secret::new(key.expose()))),
+                Some(AzureAuth::Token(token)) => {
+                    Some(Auth::BearerToken(Secret::new(token.expose())))
+                }
+                Some(AzureAuth::TokenFile(path)) => {
+                    let token = std::fs::read_to_string(path).map_err(|e| {
+                        RealtimeConnectError::NotConfigured(format!(
+                            "cannot read the Azure token file {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    let token = token.trim();
+                    if token.is_empty() {
+                        return Err(RealtimeConnectError::NotConfigured(format!(
+                            "the Azure token file {} is empty",
+                            path.display()
+                        )));
+                    }
+                    Some(Auth::BearerToken(Secret::new(token)))
+                }
+            };
+            Ok(ConnectParams {
+                provider: Provider::Azure {
+                    api_version: azure.api_version.clone(),
+                },
+                endpoint: azure.endpoint.clone(),
+                model: if model.is_empty() {
+                    azure.default_deployment.clone()
+                } else {
+                    model.to_owned()
+                },
+                auth,
+            })
+        }
     }
 }
 
@@ -115,55 +260,4 @@ fn handshake_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(url: &str, dialect: OpenAiDialect) -> OpenAiConfig {
-        OpenAiConfig {
-            url: url.into(),
-            dialect,
-            default_model: "gpt-realtime".into(),
-            api_key: None,
-        }
-    }
-
-    #[test]
-    fn urls_carry_the_agents_model_or_the_default() {
-        let agent = pb::AgentSettings {
-            model: "gpt-realtime-mini".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            url_for(
-                &config("wss://api.openai.com/v1/realtime", OpenAiDialect::Ga),
-                &agent
-            ),
-            "wss://api.openai.com/v1/realtime?model=gpt-realtime-mini"
-        );
-        let default = pb::AgentSettings::default();
-        assert_eq!(
-            url_for(
-                &config("ws://127.0.0.1:1/v1/realtime", OpenAiDialect::Ga),
-                &default
-            ),
-            "ws://127.0.0.1:1/v1/realtime?model=gpt-realtime"
-        );
-        let azure = config(
-            "wss://r.openai.azure.com/openai/realtime?api-version=2024-10-01-preview",
-            OpenAiDialect::Azure,
-        );
-        assert!(url_for(&azure, &default).ends_with("&deployment=gpt-realtime"));
-        assert_eq!(dialect_for(&azure, &default), Dialect::Beta);
-    }
-
-    #[test]
-    fn an_agent_may_ask_for_the_beta_dialect() {
-        let beta = pb::AgentSettings {
-            provider: pb::RealtimeProvider::OpenaiBeta.into(),
-            ..Default::default()
-        };
-        let ga = config("wss://api.openai.com/v1/realtime", OpenAiDialect::Ga);
-        assert_eq!(dialect_for(&ga, &beta), Dialect::Beta);
-        assert_eq!(dialect_for(&ga, &pb::AgentSettings::default()), Dialect::Ga);
-    }
-}
+mod tests;

@@ -56,6 +56,13 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         ("SWITCHBOARD_PUBLIC_URL", "sidecar.example.com"),
         ("SWITCHBOARD_MAX_CALLS", "0"),
         ("SWITCHBOARD_DRAIN_GRACE", "soon"),
+        ("SWITCHBOARD_OPENAI_URL", "api.openai.com/v1/realtime"),
+        ("SWITCHBOARD_OPENAI_DIALECT", "ga"),
+        (
+            "SWITCHBOARD_AZURE_OPENAI_ENDPOINT",
+            "ftp://contoso.openai.azure.com",
+        ),
+        ("SWITCHBOARD_OPENAI_CA_FILE", "/nonexistent/ca.pem"),
         ("SWITCHBOARD_CONTROL_PLANE_URL", "https://cp:50051"),
     ] {
         let output = sidecar().env(variable, value).output().unwrap();
@@ -78,7 +85,8 @@ fn flags_are_documented() {
         "--admin-addr",
         "--control-plane-url",
         "--public-url",
-        "--openai-dialect",
+        "--azure-openai-endpoint",
+        "AZURE_OPENAI_API_KEY",
         "--max-calls",
         "--drain-grace",
         "--fallback-number",

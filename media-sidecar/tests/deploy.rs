@@ -13,7 +13,13 @@ fn every_variable_in_the_manifests_is_one_the_sidecar_reads() {
         c::ENV_TWILIO_AUTH_TOKEN,
         c::ENV_OPENAI_API_KEY,
         c::ENV_OPENAI_URL,
-        c::ENV_OPENAI_DIALECT,
+        c::ENV_OPENAI_CA_FILE,
+        c::ENV_AZURE_OPENAI_ENDPOINT,
+        c::ENV_AZURE_OPENAI_API_KEY,
+        c::ENV_AZURE_OPENAI_API_VERSION,
+        c::ENV_AZURE_OPENAI_DEPLOYMENT,
+        c::ENV_TLS_CERT,
+        c::ENV_TLS_KEY,
         c::ENV_OPENAI_MODEL,
         c::ENV_STREAM_TOKEN_SECRET,
         c::ENV_STREAM_TOKEN_TTL,
@@ -43,6 +49,7 @@ fn every_variable_in_the_manifests_is_one_the_sidecar_reads() {
         if name.starts_with("SWITCHBOARD_")
             || name.starts_with("TWILIO_")
             || name.starts_with("OPENAI_")
+            || name.starts_with("AZURE_OPENAI_")
         {
             assert!(
                 known.contains(&name.as_str()),

@@ -239,7 +239,11 @@ async fn run(media: MediaSocket) -> CallOutcome {
         }
     };
     let agent = config.agent_settings.clone().unwrap_or_default();
-    let dialect = realtime_client::dialect_for(&state.config.openai, &agent);
+    let target = realtime_client::params_for(&state.config.openai, &agent);
+    let dialect = target
+        .as_ref()
+        .map(|params| params.dialect())
+        .unwrap_or_default();
     let mut core = CallCore::new(config, dialect, CallLimits::default(), clock.now_ms());
     let mut out = Actions::new();
     for frame in &frames {
@@ -252,7 +256,7 @@ async fn run(media: MediaSocket) -> CallOutcome {
     // 3. The Realtime API.
     let connect_started = Instant::now();
     let (mut openai_tx, mut openai_rx) =
-        match realtime_client::connect(&state.config.openai, &agent, dialect).await {
+        match async { state.realtime.connect(&target?).await }.await {
             Ok(socket) => {
                 state
                     .metrics

@@ -1,11 +1,15 @@
-//! From the agent's settings to the Realtime session of a call (PROTOCOLS §3.2).
+//! From the agent's settings to the Realtime session of a call.
 //!
 //! [`session_config`] maps the `AgentSettings` of a `CallConfig` (instructions already
-//! templated by the control plane) to a [`SessionConfig`]: model, voice, instructions,
+//! templated by the control plane) to a [`SessionConfig`]: voice, instructions,
 //! temperature (beta only — GA has none), the agent's tools plus the built-in
 //! [`TRANSFER_TO_HUMAN`], turn detection, caller transcription, and G.711 µ-law both ways
 //! so Twilio's audio is relayed untouched. The realtime crate writes it in the shape of
 //! either dialect (`SessionConfig::to_json`, `ClientEvent::session_update`).
+//!
+//! The model is not part of it: it is chosen in the connection URL
+//! (`realtime_client.rs`), and `session.update` cannot change a session's model — the
+//! server rejects such an update, which would end the call.
 //!
 //! What it is not: it sends nothing and reads no environment. Empty proto fields mean
 //! "the provider's default", so they are left out of `session.update`. A tool whose
@@ -56,7 +60,7 @@ pub struct SkippedTool {
 pub fn session_config(agent: &AgentSettings, dialect: Dialect) -> SessionPlan {
     let (tools, skipped_tools) = tools(agent);
     let config = SessionConfig {
-        model: non_empty(&agent.model),
+        model: None,
         instructions: non_empty(&agent.instructions),
         voice: non_empty(&agent.voice),
         temperature: agent.temperature.filter(|_| dialect == Dialect::Beta),

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::{error, ConfigError, ENV_CONTROL_PLANE_URL, ENV_OPENAI_URL};
+use super::{error, ConfigError, ENV_CONTROL_PLANE_URL};
 
 /// The base URL Twilio reaches this sidecar at: `http(s)://host[:port][/prefix]`, with no
 /// query, fragment or trailing slash.
@@ -59,6 +59,25 @@ impl PublicUrl {
     /// True for an `https://` base (what Twilio needs in production).
     pub fn is_https(&self) -> bool {
         self.https
+    }
+
+    /// True when the host is `localhost` or a loopback address: a local run, where
+    /// plain http is what Twilio's stand-in really calls.
+    pub fn is_loopback(&self) -> bool {
+        let scheme_len = if self.https {
+            "https://".len()
+        } else {
+            "http://".len()
+        };
+        let authority = &self.base[scheme_len..self.path_start];
+        let host = match authority.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The URL Twilio requested for `path_and_query` (as the router saw it, starting with
@@ -123,23 +142,6 @@ pub(super) fn parse_control_plane_url(value: &str) -> Result<String, ConfigError
         return Err(error(
             ENV_CONTROL_PLANE_URL,
             format!("{value:?} is not a URL like http://127.0.0.1:50051"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// A `ws(s)://` or `http(s)://` URL with a host.
-pub(super) fn parse_openai_url(value: &str) -> Result<String, ConfigError> {
-    let value = value.trim();
-    let parsed = value.parse::<axum::http::Uri>().ok();
-    let usable = parsed.as_ref().is_some_and(|uri| {
-        matches!(uri.scheme_str(), Some("ws" | "wss" | "http" | "https"))
-            && uri.authority().is_some_and(|a| !a.host().is_empty())
-    });
-    if !usable {
-        return Err(error(
-            ENV_OPENAI_URL,
-            format!("{value:?} is not a ws://, wss://, http:// or https:// URL"),
         ));
     }
     Ok(value.to_owned())

@@ -74,7 +74,6 @@ fn a_japanese_agent_lands_where_the_ga_session_wants_it() {
     let session = session_json(&japanese_agent(), Dialect::Ga);
     let expected = json!({
         "type": "realtime",
-        "model": "gpt-realtime",
         "instructions": INSTRUCTIONS,
         "output_modalities": ["audio"],
         "audio": {
@@ -99,10 +98,21 @@ fn a_japanese_agent_lands_where_the_ga_session_wants_it() {
 }
 
 #[test]
+fn the_model_is_never_in_session_update_it_is_chosen_in_the_url() {
+    // A session's model cannot be changed by session.update; a rejected update would
+    // end the call. The agent's model goes into the connection URL instead.
+    let agent = japanese_agent();
+    assert_eq!(agent.model, "gpt-realtime");
+    for dialect in [Dialect::Ga, Dialect::Beta] {
+        let session = session_json(&agent, dialect);
+        assert!(session.get("model").is_none(), "{dialect:?}: {session}");
+    }
+}
+
+#[test]
 fn a_japanese_agent_lands_where_the_beta_session_wants_it() {
     let session = session_json(&japanese_agent(), Dialect::Beta);
     let expected = json!({
-        "model": "gpt-realtime",
         "instructions": INSTRUCTIONS,
         "modalities": ["text", "audio"],
         "voice": "marin",
