@@ -81,7 +81,10 @@ impl TestCa {
     /// client authentication.
     pub fn issue(&self, names: &[&str]) -> IssuedCert {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let common_name = names.first().cloned().unwrap_or_else(|| "client".to_owned());
+        let common_name = names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "client".to_owned());
         let mut params =
             CertificateParams::new(names).expect("names are DNS names or IP addresses");
         params

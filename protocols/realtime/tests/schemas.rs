@@ -30,9 +30,11 @@ use switchboard_realtime::{
 const DIALECTS: [Dialect; 2] = [Dialect::Ga, Dialect::Beta];
 const AUDIO: &str = "/8u9ta+trKysrrO6xd9TPzcxLiwrLC4xNz9T38W6s66srKytr7W9y/9LPTUvLSwsLC4zOkVf08C4sa6sq6yusbjA019FOjMuLCwsLS81PUs=";
 
+/// Every field the sidecar sets. Not `model`: the model is chosen in the URL and a
+/// `session.update` cannot change it (the server rejects the update).
 fn agent_session() -> SessionConfig {
     SessionConfig {
-        model: Some("gpt-realtime".into()),
+        model: None,
         instructions: Some("You are Ava, a friendly phone agent for Acme.".into()),
         voice: Some("alloy".into()),
         speed: Some(1.0),
