@@ -1,14 +1,20 @@
 //! `openai-sim`: the OpenAI Realtime simulator as a process, for load tests
 //! and manual runs. Flags only; the logic lives in `switchboard_sim::openai`.
+//!
+//! TLS: `--tls-cert FILE --tls-key FILE` serve `wss://` with a given certificate;
+//! `--tls --tls-ca-out FILE` issue a loopback certificate from a fresh private CA
+//! and write the CA's PEM to FILE, for clients to trust (the sidecar's
+//! `SWITCHBOARD_OPENAI_CA_FILE`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use switchboard_realtime::Secret;
 use switchboard_sim::openai::{AudioPace, Fault, Mode, OpenAiSim, Script, SimConfig};
+use switchboard_sim::tls::{self, TestCa, WEBSOCKET_ALPN};
 use switchboard_telemetry::{LogFormat, TelemetryConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -18,7 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 #[derive(Debug, Parser)]
 #[command(name = "openai-sim", version)]
 struct Args {
-    /// Address to listen on (clients use ws://ADDR/v1/realtime?model=M or the Azure paths).
+    /// Address to listen on (clients use ws[s]://ADDR/v1/realtime?model=M or the Azure paths).
     #[arg(long, default_value = "127.0.0.1:8765")]
     listen: SocketAddr,
     /// `scripted`, or `echo` (each append answered by a delta with the same payload).
@@ -41,6 +47,19 @@ struct Args {
     /// Pace of response audio: `fast`, `realtime`, or a speed-up like `4x`.
     #[arg(long, default_value = "fast")]
     audio_pace: AudioPace,
+    /// Serve wss:// with this certificate (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve wss:// with a certificate for localhost, 127.0.0.1 and ::1 issued by a new
+    /// private CA; needs --tls-ca-out.
+    #[arg(long, requires = "tls_ca_out", conflicts_with = "tls_cert")]
+    tls: bool,
+    /// With --tls: write the CA's certificate (PEM) here, for clients to trust.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca_out: Option<PathBuf>,
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(long, default_value = "info")]
     log: String,
@@ -60,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let queued = (args.fault_connections).map(|n| (std::mem::take(&mut args.faults), n));
     let config = SimConfig {
+        tls: server_tls(&args)?,
         mode: args.mode,
         script: Arc::new(script),
         api_key: args.api_key.map(Secret::new),
@@ -81,4 +101,31 @@ async fn main() -> anyhow::Result<()> {
     }
     sim.shutdown().await;
     Ok(())
+}
+
+/// The TLS configuration the flags ask for, if any. The CA file is written before
+/// the listening line is printed, so a script that waits for that line can read it.
+fn server_tls(args: &Args) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(Some(tls::server_config_from_files(
+            cert,
+            key,
+            WEBSOCKET_ALPN,
+        )?));
+    }
+    let Some(ca_out) = args.tls_ca_out.as_deref().filter(|_| args.tls) else {
+        return Ok(None);
+    };
+    let ca = TestCa::new("openai-sim private CA");
+    let issued = ca.issue_for_loopback();
+    write_pem(ca_out, &ca.ca_pem())?;
+    Ok(Some(tls::server_config(
+        &issued.cert_pem,
+        &issued.key_pem,
+        WEBSOCKET_ALPN,
+    )?))
+}
+
+fn write_pem(path: &Path, pem: &str) -> anyhow::Result<()> {
+    std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))
 }
