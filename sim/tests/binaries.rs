@@ -25,6 +25,7 @@ fn twilio_sim_documents_its_subcommands_and_flags() {
     }
     let call = help(bin, &["call"]);
     for flag in [
+        "--ca-file",
         "--url",
         "--auth-token",
         "--audio",
@@ -35,12 +36,12 @@ fn twilio_sim_documents_its_subcommands_and_flags() {
     }
     let load = help(bin, &["load"]);
     assert!(
-        load.contains("--calls") && load.contains("--rate"),
+        load.contains("--calls") && load.contains("--rate") && load.contains("--ca-file"),
         "{load}"
     );
     let rest = help(bin, &["rest"]);
     assert!(
-        rest.contains("--listen") && rest.contains("--outcome"),
+        rest.contains("--listen") && rest.contains("--outcome") && rest.contains("--ca-file"),
         "{rest}"
     );
 }
