@@ -192,6 +192,11 @@ async fn a_call_that_does_not_trust_the_ca_fails_at_the_tls_handshake() {
             status: None
         })
     );
+    assert!(
+        record.errors.iter().any(|e| e.contains("certificate")),
+        "the error names the certificate: {:?}",
+        record.errors
+    );
 
     // A stream trusting another CA fails before any HTTP, and says it was TLS.
     let stranger = TrustedCa::from_pem(&TestCa::new("another CA").ca_pem()).expect("a CA");
