@@ -5,8 +5,11 @@
 //!   voice webhook, TwiML, signed WebSocket upgrade, µ-law at a real-time 20 ms
 //!   cadence, playback with mark echoes, DTMF, hang-up), a fake of the REST endpoints
 //!   the control plane calls, and a load mode.
-//! - [`tls`]: a private certificate authority and rustls configurations, for the
-//!   simulators' `wss://`/`https://` and the tests of TLS on every hop.
+//! - [`tls`]: a private certificate authority, rustls configurations and a
+//!   `wss://` client, for TLS on every hop: `openai-sim` serves `wss://`
+//!   (`SimConfig::tls`; `--tls-cert`/`--tls-key`, or `--tls --tls-ca-out FILE`),
+//!   and the Twilio caller reaches `https://` webhooks and `wss://` streams trusting
+//!   the public roots or one private CA (`twilio::TrustedCa`; `--ca-file FILE`).
 //! - [`openai`]: a Realtime API server speaking the GA and beta dialects, with server
 //!   VAD, transcripts, audio deltas, tool calls, truncation and fault injection.
 //!

@@ -13,7 +13,15 @@
 //! `conversation.item.truncate` (including the "already shorter" error) and
 //! `response.cancel`. Faults ([`Fault`]) refuse, drop, stall, rate-limit or
 //! expire a session. [`Mode::Echo`] answers each append with one audio delta
-//! carrying the same payload, for relay benchmarks.
+//! carrying the same payload, for relay benchmarks. As on the real API, the
+//! model is the one the URL chose: a `session.update` naming another is
+//! refused with an `error` (`param: session.model`) and not applied.
+//!
+//! Transport: plain `ws://` by default; `wss://` when [`SimConfig::tls`]
+//! holds a server configuration (built with [`crate::tls::server_config`];
+//! the `openai-sim` binary's `--tls-cert`/`--tls-key`, or `--tls` with
+//! `--tls-ca-out` for a certificate from a fresh private CA: see [`cli`]). Clients that
+//! fail the TLS handshake are listed in [`Records::rejections`].
 //!
 //! What it is not: a model. It does not listen to the words; every caller
 //! turn is the script's next turn.
@@ -30,10 +38,12 @@
 //! - [`faults`]: fault specs and how a connection picks them.
 //! - [`records`]: what happened per session, for tests to assert on.
 //! - [`config`]: [`SimConfig`], the settings shared by every session.
+//! - [`cli`]: the `openai-sim` binary's flags, TLS ones included.
 //!
 //! Read [`session`] next; the codecs it uses live in `switchboard-realtime`.
 
 pub mod audio;
+pub mod cli;
 pub mod config;
 pub mod faults;
 pub mod records;

@@ -1,7 +1,13 @@
 //! TLS for the simulators and for the tests that run Switchboard the way production
 //! does: a private certificate authority ([`TestCa`]) that issues server and client
 //! certificates — what an operator's private CA, or a TLS-inspecting proxy, looks like
-//! to Switchboard — and rustls configurations built from PEM.
+//! to Switchboard — rustls configurations built from PEM, and a WebSocket client that
+//! opens `wss://` over rustls itself ([`connect_websocket`]), so tokio-tungstenite's own
+//! TLS features (and the crypto providers they would pull in) stay off.
+//!
+//! Who uses what: `openai-sim` serves `wss://` with [`server_config`] (its
+//! `SimConfig::tls`); the Twilio caller reaches `https://` webhooks and `wss://` Media
+//! Streams trusting [`client_config`] (a CA given as PEM) or [`public_client_config`].
 //!
 //! Every configuration here uses the `ring` provider explicitly, never a process-wide
 //! default, so a binary that links this crate works whichever other crates it links.
@@ -17,8 +23,24 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::ServerName;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Response;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
+
+/// The ALPN a WebSocket server offers: WebSockets upgrade HTTP/1.1 (RFC 6455), so a
+/// server must not let a client pick `h2`.
+pub const WEBSOCKET_ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// A client's socket: plain TCP for `ws://`, TLS for `wss://`.
+pub type ClientStream = Either<TcpStream, TlsStream<TcpStream>>;
 
 /// A certificate authority of its own, for tests and local TLS.
 pub struct TestCa {
@@ -51,6 +73,41 @@ pub enum TlsError {
     /// rustls refused the material (a key that does not match its certificate, …).
     #[error("tls configuration: {0}")]
     Rustls(#[from] rustls::Error),
+}
+
+/// Why [`connect_websocket`] opened no socket; each step names itself, so a TLS
+/// failure (an untrusted certificate) reads differently from a refused upgrade.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Not a `ws://` or `wss://` URL with a host.
+    #[error("invalid websocket url {url}: {reason}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TCP connection failed.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Tcp {
+        /// The URL's host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The TLS handshake failed: most often, the server's certificate is not trusted.
+    #[error("tls handshake with {host} failed: {source}")]
+    Tls {
+        /// The URL's host (the name verified).
+        host: String,
+        /// What rustls said.
+        source: io::Error,
+    },
+    /// The HTTP upgrade failed (refused, not `101`, or the socket broke).
+    #[error("websocket handshake failed: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
 }
 
 // === impl TestCa ===
@@ -186,6 +243,71 @@ pub fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, TlsError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// A client configuration trusting the public web PKI (Mozilla's roots, as bundled by
+/// `webpki-roots`): what a real service such as Twilio trusts.
+pub fn public_client_config() -> Arc<ClientConfig> {
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Opens a WebSocket to `request`'s URL: TCP (no Nagle: media frames are small and
+/// late), then for `wss://` a TLS handshake with `tls`, the server name (SNI, and the
+/// name its certificate must carry) being the URL's host, a DNS name or an IP address;
+/// then the upgrade, sending `request`'s headers. `ws://` ignores `tls`.
+pub async fn connect_websocket(
+    request: impl IntoClientRequest,
+    tls: &Arc<ClientConfig>,
+    ws_config: Option<WebSocketConfig>,
+) -> Result<(WebSocketStream<ClientStream>, Response), ConnectError> {
+    let request = request.into_client_request()?;
+    let uri = request.uri();
+    let invalid = |reason: &str| ConnectError::Url {
+        url: uri.to_string(),
+        reason: reason.to_owned(),
+    };
+    let secure = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        _ => return Err(invalid("expected ws:// or wss://")),
+    };
+    let host = uri.host().ok_or_else(|| invalid("no host"))?;
+    // `[::1]` in a URL is `::1` to the resolver and to the certificate check.
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|source| ConnectError::Tcp {
+            host: host.clone(),
+            port,
+            source,
+        })?;
+    // Best effort: a socket that refuses the option still carries the stream.
+    let _ = tcp.set_nodelay(true);
+    let stream = if secure {
+        let name = ServerName::try_from(host.clone())
+            .map_err(|_| invalid("the host is neither a dns name nor an ip address"))?;
+        let tls = TlsConnector::from(Arc::clone(tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ConnectError::Tls { host, source })?;
+        Either::Right(tls)
+    } else {
+        Either::Left(tcp)
+    };
+    let socket = tokio_tungstenite::client_async_with_config(request, stream, ws_config).await?;
+    Ok(socket)
 }
 
 /// The certificates of a PEM bundle; none at all is an error.

@@ -15,6 +15,9 @@
 //! - A **load mode** ([`load`]): N concurrent callers on a ramp, with per-call results.
 //! - The **signed requests** Twilio makes to an application, and how it resolves TwiML
 //!   references ([`webhook`]), for other Twilio-side drivers (the relay benchmark's).
+//! - **TLS** ([`trust`]): `https://` and `wss://` are always TLS, verified against the
+//!   URL's host; the public roots are trusted, as by real Twilio, unless a call (or the
+//!   REST fake, or the binary's `--ca-file`) names a [`TrustedCa`] to trust instead.
 //!
 //! What it is not: a codec. Every Twilio message, signature, webhook body and REST shape
 //! comes from `switchboard-twilio`, which is pinned to recorded samples; the simulator only
@@ -34,6 +37,7 @@ pub mod record;
 pub mod rest;
 pub mod script;
 pub mod sid;
+pub mod trust;
 pub mod webhook;
 
 pub use audio::{AudioError, AudioSource};
@@ -44,3 +48,4 @@ pub use playback::{MarkEcho, Playback};
 pub use record::{CallEnd, CallRecord, StreamEnd, StreamRecord, Warning};
 pub use rest::{FakeTwilio, Outcome, OutcomeScript, Outcomes, RestConfig};
 pub use script::{DtmfPress, TalkScript, Utterance};
+pub use trust::TrustedCa;

@@ -5,7 +5,9 @@
 //! `clear` flushes the pending marks at once.
 //!
 //! The relay is deliberately the smallest correct one (no control plane, no
-//! transcripts); the real one is the media sidecar.
+//! transcripts); the real one is the media sidecar. Every hop is TLS, as in
+//! production: the caller reaches the relay's `https://` webhook and `wss://` stream,
+//! and the relay reaches the OpenAI simulator on `wss://`, all trusting one private CA.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,8 @@ use switchboard_realtime::{
     SessionConfig, TurnDetection,
 };
 use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
-use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript};
+use switchboard_sim::tls::{self, connect_websocket, TestCa, WEBSOCKET_ALPN};
+use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript, TrustedCa};
 use switchboard_twilio::media_stream::{
     encode_clear, encode_mark, encode_media, parse_inbound, InboundMessage,
 };
@@ -29,15 +32,19 @@ use switchboard_twilio::twiml::{Response, Stream};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+#[path = "support/tls_app.rs"]
+mod tls_app;
+
 const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 const AUTH_TOKEN: &str = "relay-test-auth-token";
 
 #[derive(Clone)]
 struct Relay {
-    /// `ws://…/v1/realtime?model=…` of the OpenAI simulator.
+    /// `wss://…/v1/realtime?model=…` of the OpenAI simulator.
     openai_url: String,
-    /// `wss://127.0.0.1:PORT/media`: Twilio's stream URL (the simulator connects to
-    /// it over plain TCP on loopback).
+    /// Trusts the CA of the OpenAI simulator's certificate.
+    openai_tls: Arc<rustls::ClientConfig>,
+    /// `wss://127.0.0.1:PORT/media`: Twilio's stream URL.
     stream_url: String,
 }
 
@@ -56,9 +63,9 @@ async fn media(State(relay): State<Arc<Relay>>, upgrade: WebSocketUpgrade) -> im
 /// Twilio media → `input_audio_buffer.append`; audio deltas → Twilio media + mark;
 /// the caller speaking over queued audio → Twilio `clear`.
 async fn bridge(twilio: WebSocket, relay: Arc<Relay>) {
-    let (openai, _) = tokio_tungstenite::connect_async(relay.openai_url.as_str())
+    let (openai, _) = connect_websocket(relay.openai_url.as_str(), &relay.openai_tls, None)
         .await
-        .expect("openai-sim accepts");
+        .expect("openai-sim accepts over tls");
     let (mut to_openai, mut from_openai) = openai.split();
     let (mut to_twilio, mut from_twilio) = twilio.split();
     let session = SessionConfig {
@@ -135,10 +142,14 @@ async fn audio_flows_in_order_at_real_time_marks_wait_for_playback_and_clear_flu
         }],
         ..Script::default()
     };
+    let ca = TestCa::new("relay test CA");
+    let issued = ca.issue_for_loopback();
+    let server_tls = tls::server_config(&issued.cert_pem, &issued.key_pem, WEBSOCKET_ALPN).unwrap();
     let openai = OpenAiSim::bind(
         "127.0.0.1:0",
         SimConfig {
             script: Arc::new(script),
+            tls: Some(Arc::clone(&server_tls)),
             ..SimConfig::for_test()
         },
     )
@@ -149,19 +160,22 @@ async fn audio_flows_in_order_at_real_time_marks_wait_for_playback_and_clear_flu
     let addr = listener.local_addr().unwrap();
     let relay = Arc::new(Relay {
         openai_url: openai.url("gpt-realtime"),
+        openai_tls: tls::client_config(&ca.ca_pem()).unwrap(),
         stream_url: format!("wss://{addr}/media"),
     });
     let app = Router::new()
         .route("/voice", post(voice))
         .route("/media", get(media))
         .with_state(relay);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tls_app::serve_tls(listener, app, server_tls);
 
     let talk = TalkScript::saying(AudioSource::hello_en())
         .say_at(Duration::from_millis(4_500), AudioSource::hello_ja())
         .hang_up_after(Duration::from_millis(8_000));
-    let spec = CallSpec::inbound(format!("http://{addr}/voice"), ACCOUNT_SID, AUTH_TOKEN)
-        .with_script(talk);
+    let trusted = TrustedCa::from_pem(&ca.ca_pem()).unwrap();
+    let spec = CallSpec::inbound(format!("https://{addr}/voice"), ACCOUNT_SID, AUTH_TOKEN)
+        .with_script(talk)
+        .trusting(trusted);
     let record = Caller::start(spec).finished().await;
     let stream = record
         .stream()

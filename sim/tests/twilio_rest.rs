@@ -302,7 +302,12 @@ async fn only_completed_is_sent_when_no_events_are_asked_for() {
     let sid = h.create_call(BUSY, &[]).await;
     let callbacks = h.callbacks(&sid, 1).await;
     assert_eq!(callbacks, [("busy".to_owned(), 0, true)]);
-    let sent = h.fake.callbacks_for(&sid);
+    // The application has the callback before the fake has its answer: wait for it.
+    let sent = eventually(|| {
+        let sent = h.fake.callbacks_for(&sid);
+        sent.first()?.response_status.is_some().then_some(sent)
+    })
+    .await;
     assert_eq!(sent[0].response_status, Some(204));
     let params: BTreeMap<&str, &str> = sent[0]
         .params

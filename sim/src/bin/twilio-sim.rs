@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 tracing::info!("shutting down");
             };
-            FakeTwilio::new(args.to_config())
+            FakeTwilio::new(args.to_config()?)
                 .serve(listener, shutdown)
                 .await?;
         }

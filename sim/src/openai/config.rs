@@ -69,6 +69,10 @@ pub struct SimConfig {
     pub tone_hz: u32,
     /// How long shutdown waits for open sessions before aborting them.
     pub shutdown_grace: Duration,
+    /// When set, every connection is TLS (`wss://`), presenting this
+    /// configuration's certificate; it should offer the `http/1.1` ALPN
+    /// ([`tls::WEBSOCKET_ALPN`](crate::tls::WEBSOCKET_ALPN)). `None`: plain `ws://`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for SimConfig {
@@ -82,6 +86,7 @@ impl Default for SimConfig {
             chunk_ms: 100,
             tone_hz: 440,
             shutdown_grace: Duration::from_secs(2),
+            tls: None,
         }
     }
 }

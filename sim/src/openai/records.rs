@@ -77,14 +77,16 @@ pub struct SentError {
     pub message: String,
 }
 
-/// A connection refused at the handshake.
+/// A connection refused at the handshake (TLS or WebSocket).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// The request path, without the query (empty for `reset`).
+    /// The request path, without the query (empty for `reset` and for a
+    /// failed TLS handshake: no request was read).
     pub path: String,
-    /// HTTP status sent (0 for a TCP reset).
+    /// HTTP status sent (0 when none was: a TCP reset, a failed TLS handshake).
     pub status: u16,
-    /// Why.
+    /// Why: the refusal's code, `reset`, or `tls handshake failed: …` /
+    /// `tls handshake timed out`.
     pub reason: String,
 }
 
@@ -171,7 +173,7 @@ impl Records {
         self.len() == 0
     }
 
-    /// Connections refused at the handshake.
+    /// Connections refused at the handshake, TLS failures included.
     pub fn rejections(&self) -> Vec<Rejection> {
         lock(&self.inner).rejections.clone()
     }

@@ -1,7 +1,14 @@
 //! [`OpenAiSim`]: the listener. Accepts TCP connections, picks each one's
-//! faults, runs the WebSocket handshake (`handshake`), and hands accepted
-//! sockets to the per-connection driver (`driver`), which feeds a
+//! faults, runs the TLS handshake when [`SimConfig::tls`] is set, then the
+//! WebSocket handshake (`handshake`), and hands accepted sockets to the
+//! per-connection driver (`driver`), which feeds a
 //! [`SessionCore`](super::SessionCore).
+//!
+//! Both handshakes run in the connection's own task, never in the accept
+//! loop: a client that stalls mid-handshake holds only its own task. A failed
+//! TLS handshake (a client that does not trust the certificate, a plain-text
+//! client on a TLS port) is logged and kept in [`Records::rejections`]; the
+//! server goes on serving.
 //!
 //! Shutdown stops accepting, closes every session with 1001 and waits
 //! [`SimConfig::shutdown_grace`] before aborting what is left.
@@ -11,9 +18,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
@@ -28,6 +37,9 @@ mod handshake;
 /// Read buffer of each socket: tungstenite zero-fills it on reads, and the
 /// default 128 KiB dominates a relay's profile (PERFORMANCE.md).
 const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// How long a client may take over its TLS handshake before it is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running simulator. Dropping it stops the server (without waiting);
 /// [`OpenAiSim::shutdown`] also waits for the sessions to close.
@@ -66,7 +78,8 @@ impl OpenAiSim {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
-        info!(%local_addr, mode = ?shared.config.mode, "openai simulator listening");
+        let tls = shared.config.tls.is_some();
+        info!(%local_addr, mode = ?shared.config.mode, tls, "openai simulator listening");
         Ok(Self {
             local_addr,
             shared,
@@ -80,13 +93,18 @@ impl OpenAiSim {
         self.local_addr
     }
 
-    /// `ws://ADDR`: a base URL for a client whose host is configurable (the
-    /// sidecar's `ConnectParams::base_url`).
+    /// `ws://ADDR`, or `wss://ADDR` with TLS: a base URL for a client whose
+    /// host is configurable (the sidecar's `ConnectParams::base_url`).
     pub fn base_url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let scheme = if self.shared.config.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}", self.local_addr)
     }
 
-    /// `ws://ADDR/v1/realtime?model=MODEL`: the OpenAI endpoint.
+    /// `ws[s]://ADDR/v1/realtime?model=MODEL`: the OpenAI endpoint.
     pub fn url(&self, model: &str) -> String {
         format!("{}/v1/realtime?model={model}", self.base_url())
     }
@@ -188,6 +206,35 @@ async fn connection(
         });
         return;
     }
+    let Some(tls) = shared.config.tls.clone() else {
+        return upgrade(stream, peer, &shared, &faults, shutdown).await;
+    };
+    let handshake = TlsAcceptor::from(tls).accept(stream);
+    let failure = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => return upgrade(stream, peer, &shared, &faults, shutdown).await,
+        Ok(Err(err)) => format!("tls handshake failed: {err}"),
+        Err(_) => "tls handshake timed out".to_owned(),
+    };
+    // Usually a client that does not trust the certificate: worth a warning,
+    // since nothing else would show why its sessions never start.
+    warn!(%peer, reason = %failure, "connection dropped before the websocket upgrade");
+    shared.records.reject(Rejection {
+        path: String::new(),
+        status: 0,
+        reason: failure,
+    });
+}
+
+/// The WebSocket handshake on a plain or TLS stream, then the session.
+async fn upgrade<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    faults: &[Fault],
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut accepted = None;
     let mut refused = None;
     let api_key = shared.config.api_key.as_ref();
@@ -195,7 +242,7 @@ async fn connection(
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
         let path = request.uri().path().to_owned();
-        match handshake::check(request, api_key, &faults) {
+        match handshake::check(request, api_key, faults) {
             Ok(info) => {
                 accepted = Some(info);
                 Ok(response)
@@ -210,7 +257,7 @@ async fn connection(
     let result =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)).await;
     match (result, accepted, refused) {
-        (Ok(ws), Some(info), _) => driver::run(ws, &shared, info, shutdown).await,
+        (Ok(ws), Some(info), _) => driver::run(ws, shared, info, shutdown).await,
         (_, _, Some((path, refusal))) => {
             debug!(%peer, status = refusal.status, code = refusal.code, "upgrade refused");
             shared.records.reject(Rejection {

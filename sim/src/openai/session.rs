@@ -294,6 +294,13 @@ impl SessionCore {
         update: SessionConfig,
         out: &mut Outbox,
     ) {
+        // The model is chosen in the URL: the real API refuses the whole update
+        // rather than apply its other fields and ignore the model.
+        if let Some(requested) = update.model.as_deref().filter(|m| *m != self.model) {
+            let error = ApiError::model_locked(&self.model, requested);
+            self.send_error(out, error.for_event(event_id));
+            return;
+        }
         let voice_change = update.voice.is_some() && update.voice != self.config.voice;
         if voice_change && self.assistant_audio_sent {
             self.send_error(out, ApiError::voice_locked().for_event(event_id));

@@ -27,6 +27,7 @@ use super::playback::Playback;
 use super::record::{CallRecord, StreamRecord};
 use super::script::TalkScript;
 use super::sid;
+use super::trust::{self, TrustedCa};
 
 mod flow;
 mod inbox;
@@ -59,6 +60,9 @@ pub struct CallSpec {
     pub keep_audio: bool,
     /// How long to wait for a webhook's answer or a WebSocket handshake.
     pub http_timeout: Duration,
+    /// The CA trusted on `https://` and `wss://` instead of the public roots (`None`:
+    /// the public roots, as real Twilio).
+    pub trusted_ca: Option<TrustedCa>,
 }
 
 /// Where TwiML comes from.
@@ -138,7 +142,14 @@ impl CallSpec {
             script: TalkScript::silent(),
             keep_audio: true,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
+            trusted_ca: None,
         }
+    }
+
+    /// The same call, trusting `ca` instead of the public roots.
+    pub fn trusting(mut self, ca: TrustedCa) -> Self {
+        self.trusted_ca = Some(ca);
+        self
     }
 
     /// The same call with this script.
@@ -170,6 +181,7 @@ impl fmt::Debug for CallSpec {
             .field("script", &self.script)
             .field("keep_audio", &self.keep_audio)
             .field("http_timeout", &self.http_timeout)
+            .field("trusted_ca", &self.trusted_ca)
             .finish()
     }
 }
@@ -177,12 +189,16 @@ impl fmt::Debug for CallSpec {
 // === impl Caller ===
 
 impl Caller {
-    /// Places the call on a task of the current runtime, with its own HTTP client.
+    /// Places the call on a task of the current runtime, with an HTTP client trusting
+    /// what `spec.trusted_ca` says.
     pub fn start(spec: CallSpec) -> Self {
-        Self::start_with_client(spec, reqwest::Client::new())
+        let client = trust::http_client(spec.trusted_ca.as_ref());
+        Self::start_with_client(spec, client)
     }
 
-    /// Places the call, sharing `client` (load tests place many calls).
+    /// Places the call, sharing `client` (load tests place many calls). `client` must
+    /// trust what `spec.trusted_ca` names ([`trust::http_client`]); the Media Stream
+    /// uses `spec.trusted_ca` itself.
     pub fn start_with_client(spec: CallSpec, client: reqwest::Client) -> Self {
         let record = CallRecord {
             call_sid: spec.call_sid.clone(),

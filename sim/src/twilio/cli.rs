@@ -1,7 +1,13 @@
 //! The flags of the `twilio-sim` binary and how they become a [`CallSpec`], a [`LoadSpec`]
 //! or a [`RestConfig`]. The binary itself only parses, initialises telemetry, runs and
 //! prints (as the control plane's `config::Flags` live in its library).
+//!
+//! TLS: `https://` webhooks and `wss://` streams always use TLS. By default the public
+//! roots are trusted, as by real Twilio; `--ca-file FILE` (on `call`, `load` and `rest`)
+//! trusts exactly the CA in FILE instead, e.g. the one `openai-sim --tls --tls-ca-out`
+//! or a test's private CA wrote.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -11,6 +17,8 @@ use super::caller::CallSpec;
 use super::load::LoadSpec;
 use super::rest::{OutcomeScript, RestConfig};
 use super::script::TalkScript;
+use super::trust::TrustedCa;
+use crate::tls::TlsError;
 
 /// Simulates Twilio: inbound calls over Media Streams, load, and the REST API.
 #[derive(Debug, Parser)]
@@ -63,6 +71,21 @@ pub struct CallArgs {
     /// Hang up after this many ms of stream audio; without it, wait for the application.
     #[arg(long)]
     pub hang_up_after_ms: Option<u64>,
+    /// Trust only this CA (PEM) on https:// webhooks and wss:// streams, instead of the
+    /// public roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Why flags do not make a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    /// `--audio` names nothing playable.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    /// `--ca-file` is unreadable or holds no certificate.
+    #[error("--ca-file: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Flags of `load`.
@@ -95,13 +118,17 @@ pub struct RestArgs {
     /// other numbers answer).
     #[arg(long = "outcome", value_parser = parse_outcome)]
     pub outcomes: Vec<(String, OutcomeScript)>,
+    /// Trust only this CA (PEM) when sending status callbacks to https:// URLs and when
+    /// answered calls fetch TwiML and open streams, instead of the public roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 // === impl CallArgs ===
 
 impl CallArgs {
     /// The call these flags describe.
-    pub fn to_spec(&self) -> Result<CallSpec, AudioError> {
+    pub fn to_spec(&self) -> Result<CallSpec, ArgsError> {
         let mut script = TalkScript::saying(AudioSource::from_spec(&self.audio)?);
         for (ms, digit) in &self.dtmf {
             script = script.press_at(Duration::from_millis(*ms), *digit);
@@ -110,6 +137,7 @@ impl CallArgs {
         let spec = CallSpec {
             from: self.from.clone(),
             to: self.to.clone(),
+            trusted_ca: trusted_ca(self.ca_file.as_ref())?,
             ..CallSpec::inbound(&self.url, &self.account_sid, &self.auth_token)
         };
         Ok(spec.with_script(script))
@@ -120,7 +148,7 @@ impl CallArgs {
 
 impl LoadArgs {
     /// The load these flags describe.
-    pub fn to_spec(&self) -> Result<LoadSpec, AudioError> {
+    pub fn to_spec(&self) -> Result<LoadSpec, ArgsError> {
         Ok(LoadSpec {
             template: self.call.to_spec()?,
             calls: self.calls,
@@ -133,13 +161,18 @@ impl LoadArgs {
 
 impl RestArgs {
     /// The fake these flags describe.
-    pub fn to_config(&self) -> RestConfig {
+    pub fn to_config(&self) -> Result<RestConfig, ArgsError> {
         let mut config = RestConfig::new(&self.account_sid, &self.auth_token);
         for (number, script) in &self.outcomes {
             config.outcomes = config.outcomes.number(number, script.clone());
         }
-        config
+        config.trusted_ca = trusted_ca(self.ca_file.as_ref())?;
+        Ok(config)
     }
+}
+
+fn trusted_ca(ca_file: Option<&PathBuf>) -> Result<Option<TrustedCa>, TlsError> {
+    ca_file.map(|path| TrustedCa::from_file(path)).transpose()
 }
 
 fn parse_outcome(text: &str) -> Result<(String, OutcomeScript), String> {
@@ -204,6 +237,51 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_makes_calls_and_callbacks_trust_that_ca_only() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let ca_file = dir.path().join("ca.pem");
+        let ca = crate::tls::TestCa::new("cli test CA");
+        std::fs::write(&ca_file, ca.ca_pem()).expect("written");
+        let ca_path = ca_file.to_str().expect("utf-8");
+        let call = [
+            "twilio-sim",
+            "call",
+            "--url",
+            "https://h/v",
+            "--auth-token",
+            "t",
+        ];
+        let Command::Call(args) =
+            Cli::parse_from(call.iter().chain(&["--ca-file", ca_path])).command
+        else {
+            panic!("a call");
+        };
+        assert!(args.to_spec().expect("valid").trusted_ca.is_some());
+        let Command::Call(args) = Cli::parse_from(call).command else {
+            panic!("a call");
+        };
+        assert!(args.to_spec().expect("valid").trusted_ca.is_none());
+
+        let missing = dir.path().join("missing.pem");
+        let rest = Cli::parse_from([
+            "twilio-sim",
+            "rest",
+            "--auth-token",
+            "t",
+            "--ca-file",
+            missing.to_str().expect("utf-8"),
+        ]);
+        let Command::Rest(args) = rest.command else {
+            panic!("rest");
+        };
+        let err = args.to_config().unwrap_err();
+        assert!(
+            err.to_string().starts_with("--ca-file: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn rest_flags_script_outcomes_per_number() {
         let cli = Cli::parse_from([
             "twilio-sim",
@@ -216,7 +294,7 @@ mod tests {
         let Command::Rest(args) = cli.command else {
             panic!("rest");
         };
-        let config = args.to_config();
+        let config = args.to_config().expect("no ca file to read");
         assert_eq!(
             config.outcomes.for_number("+15550001").outcome,
             super::super::rest::Outcome::Busy

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::caller::{CallSpec, Caller};
 use super::record::{CallEnd, CallRecord};
 use super::sid;
+use super::trust;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ pub struct LoadReport {
 
 /// Runs the load and waits for every call to end.
 pub async fn run_load(spec: LoadSpec) -> LoadReport {
-    let client = reqwest::Client::new();
+    let client = trust::http_client(spec.template.trusted_ca.as_ref());
     let started = Instant::now();
     let period = if spec.rate_per_sec > 0.0 {
         Duration::from_secs_f64(1.0 / spec.rate_per_sec)

@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use super::caller::{CallSpec, Caller};
 use super::record::CallRecord;
 use super::script::TalkScript;
+use super::trust::{self, TrustedCa};
 
 mod lifecycle;
 mod participants;
@@ -52,6 +53,9 @@ pub struct RestConfig {
     pub outcomes: Outcomes,
     /// Keep the bytes answered calls hear (for tests); off for long load runs.
     pub keep_audio: bool,
+    /// The CA trusted by status callbacks and by answered calls' webhooks and streams
+    /// (`None`: the public roots).
+    pub trusted_ca: Option<TrustedCa>,
 }
 
 /// How dialled numbers answer: per number, else a default.
@@ -206,6 +210,7 @@ impl RestConfig {
             auth_token: auth_token.into(),
             outcomes: Outcomes::default(),
             keep_audio: true,
+            trusted_ca: None,
         }
     }
 }
@@ -217,6 +222,7 @@ impl fmt::Debug for RestConfig {
             .field("auth_token", &"****")
             .field("outcomes", &self.outcomes)
             .field("keep_audio", &self.keep_audio)
+            .field("trusted_ca", &self.trusted_ca)
             .finish()
     }
 }
@@ -229,8 +235,8 @@ impl FakeTwilio {
         Self {
             inner: Arc::new(Inner {
                 validator: RequestValidator::new(&config.auth_token),
+                client: trust::http_client(config.trusted_ca.as_ref()),
                 config,
-                client: reqwest::Client::new(),
                 state: Mutex::new(RestState::default()),
             }),
         }

@@ -35,8 +35,10 @@ pub enum RequestError {
         /// The URL.
         url: String,
     },
-    /// Connecting, sending or reading failed, or the timeout passed.
-    #[error("request to {url} failed: {source}")]
+    /// Connecting, sending or reading failed, or the timeout passed. The message carries
+    /// the whole chain of causes: reqwest's own says only "error sending request", and
+    /// the cause (an untrusted certificate, a refused connection) is what matters.
+    #[error("request to {url} failed: {}", causes(.source))]
     Transport {
         /// The URL.
         url: String,
@@ -147,6 +149,18 @@ pub fn stream_socket_url(reference: &str, base: Option<&str>) -> Option<String> 
     } else {
         url
     })
+}
+
+/// `err` and its sources, joined with `: `.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn header_value(signature: &str) -> HeaderValue {

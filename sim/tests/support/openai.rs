@@ -11,6 +11,8 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
 use switchboard_sim::openai::audio::{linear_to_ulaw, ulaw_to_linear};
 use switchboard_sim::openai::{OpenAiSim, SimConfig};
+use switchboard_sim::tls::{connect_websocket, ClientStream, ConnectError};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -19,8 +21,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 pub(crate) const KEY: &str = "sk-sim-test";
 
-pub(crate) struct Client {
-    pub(crate) ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+/// A client over plain TCP (`connect`) or over TLS opened by the simulator's own
+/// `tls::connect_websocket` (`connect_tls`).
+pub(crate) struct Client<S = MaybeTlsStream<TcpStream>> {
+    pub(crate) ws: WebSocketStream<S>,
+}
+
+impl Client<ClientStream> {
+    /// Connects to a `wss://` URL trusting what `tls` trusts.
+    pub(crate) async fn connect_tls(
+        url: &str,
+        headers: &[(&'static str, &str)],
+        tls: &std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Self, ConnectError> {
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, value.parse().expect("header value"));
+        }
+        let (ws, _) = connect_websocket(request, tls, None).await?;
+        Ok(Client { ws })
+    }
 }
 
 impl Client {
@@ -44,7 +66,9 @@ impl Client {
             .await
             .expect("ga connects")
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub(crate) async fn send(&mut self, event: Value) {
         self.send_text(event.to_string()).await;
     }

@@ -15,7 +15,7 @@ use switchboard_realtime::server_event::AudioDelta;
 use switchboard_realtime::{
     base64_decoded_len, parse_client_event, ClientEvent, Dialect, ServerEvent,
 };
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -30,8 +30,6 @@ use crate::openai::config::{AudioPace, Mode};
 use crate::openai::faults::{Fault, Trigger};
 use crate::openai::records::{Recorder, SessionRecord};
 use crate::openai::session::{new_session_id, CoreParams, Outbox, SessionCore};
-
-type Ws = WebSocketStream<TcpStream>;
 
 /// How a session ended (kept in [`SessionRecord::ended`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +53,10 @@ impl End {
     }
 }
 
-/// One accepted connection.
-struct Connection {
-    ws: Ws,
+/// One accepted connection, over plain TCP or TLS: generic rather than an enum, so
+/// the plain path (echo mode's relay benchmark) is compiled as before.
+struct Connection<S> {
+    ws: WebSocketStream<S>,
     dialect: Dialect,
     core: SessionCore,
     recorder: Recorder,
@@ -83,12 +82,14 @@ struct Echo {
 }
 
 /// Runs one session to its end and records how it ended.
-pub(super) async fn run(
-    ws: Ws,
+pub(super) async fn run<S>(
+    ws: WebSocketStream<S>,
     shared: &Arc<Shared>,
     info: ConnInfo,
     shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let session_id = new_session_id();
     let mut record = SessionRecord::new(session_id.clone(), info.dialect, info.model.clone());
     record.path = info.path.clone();
@@ -137,7 +138,7 @@ pub(super) async fn run(
     recorder.update(|r| r.ended = Some(end.as_str().to_owned()));
 }
 
-impl Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn serve(&mut self, mut shutdown: watch::Receiver<bool>) -> End {
         self.core.start(&mut self.out);
         if self.flush().await.is_err() {

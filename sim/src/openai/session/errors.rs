@@ -171,6 +171,22 @@ impl ApiError {
         )
     }
 
+    /// A `session.update` naming another model than the session's: the model is
+    /// chosen in the connection URL and cannot be updated. The code is by analogy
+    /// with `cannot_update_voice`.
+    pub(crate) fn model_locked(current: &str, requested: &str) -> Self {
+        let shown: String = requested.chars().take(64).collect();
+        Self::invalid(
+            "cannot_update_model",
+            format!(
+                "Cannot update a session's model: this session runs '{current}', chosen \
+                 when connecting, and cannot switch to '{shown}'. Open a new session to use \
+                 another model."
+            ),
+            Some("session.model"),
+        )
+    }
+
     pub(crate) fn websocket_only(event_type: &str) -> Self {
         Self::invalid_value(
             format!("'{event_type}' is only supported for WebRTC and SIP sessions"),

@@ -372,3 +372,47 @@ fn voice_cannot_change_after_assistant_audio() {
     let refused = send(&mut core, update);
     assert_eq!(error_code(&refused[0]), Some("cannot_update_voice"));
 }
+
+#[test]
+fn the_model_chosen_in_the_url_cannot_be_changed_by_session_update() {
+    for dialect in [Dialect::Ga, Dialect::Beta] {
+        let mut core = core(dialect);
+        let update = |model: &str| {
+            let mut session = json!({"model": model, "instructions": "be brief"});
+            if dialect == Dialect::Ga {
+                session["type"] = json!("realtime");
+            }
+            json!({"type": "session.update", "event_id": "evt_1", "session": session})
+        };
+
+        let refused = send(&mut core, update("gpt-4o-realtime-preview"));
+        assert_eq!(
+            refused.len(),
+            1,
+            "{dialect}: an error and no session.updated"
+        );
+        let ServerEvent::Error(error) = &refused[0] else {
+            panic!("{dialect}: expected an error, got {:?}", refused[0]);
+        };
+        assert_eq!(error.error.kind, "invalid_request_error");
+        assert_eq!(error.error.code.as_deref(), Some("cannot_update_model"));
+        assert_eq!(error.error.param.as_deref(), Some("session.model"));
+        assert_eq!(error.error.event_id.as_deref(), Some("evt_1"));
+        let message = &error.error.message;
+        assert!(
+            message.contains("'gpt-realtime'") && message.contains("'gpt-4o-realtime-preview'"),
+            "{message}"
+        );
+        assert_eq!(core.config().model.as_deref(), Some("gpt-realtime"));
+        assert_eq!(
+            core.config().instructions.as_deref(),
+            Some(""),
+            "{dialect}: no field of a refused update is applied"
+        );
+        assert_eq!(core.recorder.snapshot().session_updates, 0);
+
+        let accepted = send(&mut core, update("gpt-realtime"));
+        assert_eq!(types(&accepted, dialect), ["session.updated"], "{dialect}");
+        assert_eq!(core.config().instructions.as_deref(), Some("be brief"));
+    }
+}

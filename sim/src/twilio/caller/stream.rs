@@ -9,6 +9,10 @@
 //! from real time, which is what Twilio's media clock does after a network stall. `Delay`
 //! would let the stream fall behind real time for good.
 //!
+//! `wss://` URLs are opened over TLS trusting the call's [`TrustedCa`](crate::twilio::TrustedCa)
+//! (or the public roots), verified against the URL's host; the upgrade is signed over
+//! the URL exactly as Twilio signs it, `wss://` included.
+//!
 //! One task owns the socket: it `select!`s over handle commands, the frame ticker, the
 //! next mark coming due in the playout queue, and the application's messages, and writes
 //! with `feed` + one `flush` per wake-up.
@@ -21,18 +25,18 @@ use futures::{SinkExt, StreamExt};
 use switchboard_twilio::media_stream::{
     self as wire, Connected, InboundMessage, MediaFormat, Start, Stop,
 };
-use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use super::flow::CallCtx;
 use super::inbox;
 use super::{lock, merge_playback, Command, TwimlSource};
+use crate::tls::{connect_websocket, ClientStream};
 use crate::twilio::audio::bytes_duration;
 use crate::twilio::document::StreamNoun;
 use crate::twilio::playback::{MarkEcho, Playback};
@@ -41,6 +45,7 @@ use crate::twilio::record::{
 };
 use crate::twilio::script::duration_bytes;
 use crate::twilio::sid;
+use crate::twilio::trust;
 use crate::twilio::webhook::stream_socket_url;
 
 /// One inbound frame: 20 ms.
@@ -62,7 +67,7 @@ pub(super) enum StreamOutcome {
     Closed,
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<ClientStream>;
 
 /// The per-stream counters of Twilio's side.
 struct Session {
@@ -137,24 +142,20 @@ pub(super) async fn run(ctx: &mut CallCtx, noun: &StreamNoun, base: Option<&str>
 }
 
 async fn connect(ctx: &CallCtx, url: &str) -> Result<Socket, String> {
-    // The simulator talks to loopback servers: `wss://` is signed as written but connected
-    // over plain TCP (the crate has no TLS for WebSockets).
-    let plain = match url.strip_prefix("wss://") {
-        Some(rest) => format!("ws://{rest}"),
-        None => url.to_owned(),
-    };
     let signature = ctx.validator.compute::<&str, &str>(url, &[]);
-    let mut request = plain
+    let mut request = url
         .into_client_request()
         .map_err(|err| format!("stream url {url}: {err}"))?;
     let header = HeaderValue::from_str(&signature).map_err(|err| err.to_string())?;
     request.headers_mut().insert("x-twilio-signature", header);
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let tls = trust::websocket_tls(ctx.spec.trusted_ca.as_ref());
+    let connecting = connect_websocket(request, &tls, Some(config));
     match tokio::time::timeout(ctx.spec.http_timeout, connecting).await {
         Ok(Ok((socket, _response))) => Ok(socket),
-        // 31920: the handshake was not answered with 101; 31902: refused.
-        Ok(Err(err)) => Err(format!("stream {url}: handshake failed: {err}")),
+        // 31920: the handshake was not answered with 101; 31902: refused; the error says
+        // which step (tcp, tls, upgrade) failed.
+        Ok(Err(err)) => Err(format!("stream {url}: {err}")),
         Err(_) => Err(format!("stream {url}: connect timed out (31901)")),
     }
 }

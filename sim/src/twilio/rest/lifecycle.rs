@@ -117,7 +117,12 @@ pub(super) fn start_inbound(fake: &FakeTwilio, spec: CallSpec) -> Caller {
         CallStatus::InProgress,
     );
     let mut control = register(fake, resource);
-    let caller = Caller::start_with_client(spec, fake.inner.client.clone());
+    // The call's own CA, if it names one; else the fake's (shared) client.
+    let client = match &spec.trusted_ca {
+        Some(ca) => ca.http_client(),
+        None => fake.inner.client.clone(),
+    };
+    let caller = Caller::start_with_client(spec, client);
     let sid = caller.call_sid().to_owned();
     if let Some(entry) = fake.lock().calls.get_mut(&sid) {
         entry.caller = Some(caller.clone());
@@ -202,6 +207,7 @@ impl Lifecycle {
                     script: talk,
                     keep_audio: config.keep_audio,
                     http_timeout: DEFAULT_HTTP_TIMEOUT,
+                    trusted_ca: config.trusted_ca.clone(),
                 };
                 let caller = Caller::start_with_client(spec, self.fake.inner.client.clone());
                 if let Some(entry) = self.fake.lock().calls.get_mut(&self.call_sid) {
