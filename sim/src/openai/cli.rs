@@ -28,7 +28,8 @@ use crate::tls::{self, TestCa, TlsError, WEBSOCKET_ALPN};
 #[derive(Debug, Parser)]
 #[command(name = "openai-sim", version)]
 pub struct Cli {
-    /// Address to listen on (clients use ws[s]://ADDR/v1/realtime?model=M or the Azure paths).
+    /// Address to listen on (clients use ws://ADDR/v1/realtime?model=M, wss:// with TLS,
+    /// or the Azure paths).
     #[arg(long, default_value = "127.0.0.1:8765")]
     pub listen: SocketAddr,
     /// `scripted`, or `echo` (each append answered by a delta with the same payload).
@@ -61,7 +62,8 @@ pub struct Cli {
     /// private CA; needs --tls-ca-out.
     #[arg(long, requires = "tls_ca_out", conflicts_with = "tls_cert")]
     pub tls: bool,
-    /// With --tls: write the CA's certificate (PEM) here, for clients to trust.
+    /// With --tls: write the CA's certificate (PEM) here, for clients to trust (e.g. the
+    /// sidecar's SWITCHBOARD_OPENAI_CA_FILE, twilio-sim's --ca-file).
     #[arg(long, value_name = "FILE", requires = "tls")]
     pub tls_ca_out: Option<PathBuf>,
     /// Log filter, in tracing's EnvFilter syntax.
