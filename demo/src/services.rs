@@ -12,6 +12,7 @@ use anyhow::Context;
 use switchboard_control_plane as control_plane;
 use switchboard_media_sidecar as sidecar;
 use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
+use switchboard_sim::tls::TestCa;
 use switchboard_sim::twilio::{FakeTwilio, Outcomes, RestConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -173,15 +174,28 @@ async fn loopback() -> anyhow::Result<(TcpListener, String)> {
 impl Services {
     /// Starts everything `setup` asks for.
     pub async fn start(setup: &Setup) -> anyhow::Result<Services> {
+        // The Realtime leg runs as in production: wss://, with a certificate of a private
+        // CA the sidecar trusts through SWITCHBOARD_OPENAI_CA_FILE.
+        let ca = TestCa::new("Switchboard demo CA");
+        let cert = ca.issue_for_loopback();
+        let tls = switchboard_sim::tls::server_config(
+            &cert.cert_pem,
+            &cert.key_pem,
+            switchboard_sim::tls::WEBSOCKET_ALPN,
+        )
+        .context("the demo's certificate")?;
         let openai = OpenAiSim::bind(
             "127.0.0.1:0",
             SimConfig {
                 script: Arc::new(script()),
+                tls: Some(tls),
                 ..SimConfig::default()
             },
         )
         .await
         .context("start the openai simulator")?;
+        let ca_file = tempfile::NamedTempFile::new().context("a file for the demo's CA")?;
+        std::fs::write(ca_file.path(), ca.ca_pem()).context("write the demo's CA")?;
 
         let twilio = FakeTwilio::new(RestConfig {
             outcomes: setup.outcomes.clone(),
@@ -242,6 +256,10 @@ impl Services {
                 format!("{}/v1/realtime", openai.base_url()),
             ),
             (
+                sidecar::config::ENV_OPENAI_CA_FILE,
+                ca_file.path().display().to_string(),
+            ),
+            (
                 sidecar::config::ENV_STREAM_TOKEN_SECRET,
                 STREAM_TOKEN_SECRET.into(),
             ),
@@ -251,8 +269,10 @@ impl Services {
         if let Some(token) = &setup.token {
             values.insert(sidecar::config::ENV_API_TOKEN, token.clone());
         }
+        // The config reads the CA file now; the file is gone when `ca_file` drops.
         let config = sidecar::config::Config::from_lookup(|name| values.get(name).cloned())
             .context("sidecar config")?;
+        drop(ca_file);
         let listeners = sidecar::Listeners { http, admin };
         let sidecar = Stoppable::spawn(|shutdown| {
             sidecar::serve(

@@ -6,14 +6,21 @@
 //! `openai-sim` — and stops every process when dropped. The binaries are the ones
 //! `cargo test --workspace` builds next to this test; [`eventually`] polls with
 //! bounded patience instead of sleeping.
+//!
+//! The Realtime leg runs over TLS, as in production: [`openai_sim`] serves `wss://`
+//! with a certificate of a private CA ([`test_ca`]) that the sidecar trusts only
+//! through `SWITCHBOARD_OPENAI_CA_FILE`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
 use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
+use switchboard_sim::openai::{OpenAiSim, SimConfig};
+use switchboard_sim::tls::TestCa;
 use tonic::transport::Channel;
 
 /// Account and token the simulated Twilio signs with, and the sidecar checks.
@@ -62,6 +69,17 @@ impl Process {
         ready: SocketAddr,
         dir: &std::path::Path,
     ) -> Process {
+        Process::start_binary(name, &binary(name), env, ready, dir)
+    }
+
+    /// [`Process::start`] of the executable at `path` (a binary built elsewhere).
+    pub fn start_binary(
+        name: &'static str,
+        path: &std::path::Path,
+        env: &[(&str, String)],
+        ready: SocketAddr,
+        dir: &std::path::Path,
+    ) -> Process {
         let log = dir.join(format!("{name}.log"));
         // Appended to: a restarted process keeps the log of its previous run.
         let file = std::fs::OpenOptions::new()
@@ -69,7 +87,7 @@ impl Process {
             .append(true)
             .open(&log)
             .expect("log file");
-        let mut command = Command::new(binary(name));
+        let mut command = Command::new(path);
         command
             .env_clear()
             .stdin(Stdio::null())
@@ -172,6 +190,47 @@ pub struct HarnessOptions {
     pub control_plane_env: Vec<(&'static str, String)>,
     /// More sidecar environment (e.g. `SWITCHBOARD_FALLBACK_NUMBER`).
     pub sidecar_env: Vec<(&'static str, String)>,
+    /// The sidecar does not get [`test_ca`] through `SWITCHBOARD_OPENAI_CA_FILE`, as an
+    /// operator who forgot it: a simulator from [`openai_sim`] is then untrusted.
+    pub openai_ca_untrusted: bool,
+    /// Run this sidecar executable instead of the workspace's.
+    pub sidecar_binary: Option<PathBuf>,
+}
+
+/// The private certificate authority of the e2e tests: the TLS servers they start
+/// present certificates it issued, and the sidecar trusts it only through
+/// `SWITCHBOARD_OPENAI_CA_FILE`, as an operator's private CA.
+pub fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| TestCa::new("Switchboard e2e private CA"))
+}
+
+/// `config` serving `wss://` on loopback with a certificate of [`test_ca`].
+pub fn with_tls(config: SimConfig) -> SimConfig {
+    let cert = test_ca().issue_for_loopback();
+    let tls = switchboard_sim::tls::server_config(
+        &cert.cert_pem,
+        &cert.key_pem,
+        switchboard_sim::tls::WEBSOCKET_ALPN,
+    )
+    .expect("a certificate of the test CA makes a server config");
+    SimConfig {
+        tls: Some(tls),
+        ..config
+    }
+}
+
+/// An OpenAI simulator on `127.0.0.1:0` serving `wss://` (see [`with_tls`]): the
+/// e2e tests run the Realtime leg over TLS, as production does.
+pub async fn openai_sim(config: SimConfig) -> OpenAiSim {
+    OpenAiSim::bind("127.0.0.1:0", with_tls(config))
+        .await
+        .expect("the openai simulator binds loopback")
+}
+
+/// The URL of `openai`'s Realtime endpoint, for [`Harness::start`].
+pub fn realtime_url(openai: &OpenAiSim) -> String {
+    format!("{}/v1/realtime", openai.base_url())
 }
 
 /// A control plane and a sidecar on loopback, talking to an OpenAI simulator.
@@ -260,8 +319,22 @@ impl Harness {
             ("SWITCHBOARD_SIDECAR_ID", "sidecar-e2e".to_owned()),
             ("SWITCHBOARD_LOG", "info".to_owned()),
         ];
+        if !options.openai_ca_untrusted {
+            let ca_file = dir.path().join("openai-ca.pem");
+            std::fs::write(&ca_file, test_ca().ca_pem()).expect("write the test CA");
+            sidecar_env.push(("SWITCHBOARD_OPENAI_CA_FILE", ca_file.display().to_string()));
+        }
         sidecar_env.extend(options.sidecar_env);
-        let sidecar = Process::start("media-sidecar", &sidecar_env, sidecar_http, dir.path());
+        let sidecar_binary = options
+            .sidecar_binary
+            .unwrap_or_else(|| binary("media-sidecar"));
+        let sidecar = Process::start_binary(
+            "media-sidecar",
+            &sidecar_binary,
+            &sidecar_env,
+            sidecar_http,
+            dir.path(),
+        );
         let channel = Channel::from_shared(format!("http://{control_plane_addr}"))
             .expect("valid uri")
             .connect()

@@ -84,20 +84,23 @@ fn caller_script() -> TalkScript {
 /// A control plane and sidecar talking to an OpenAI simulator that sends its audio at `pace`,
 /// with an agent on `number`.
 async fn start(pace: AudioPace, number: &str) -> (OpenAiSim, Harness, String) {
-    let openai = OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script()),
-            audio_pace: pace,
-            chunk_ms: CHUNK_MS as u32,
-            ..SimConfig::for_test()
-        },
-    )
-    .await
-    .unwrap();
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        audio_pace: pace,
+        chunk_ms: CHUNK_MS as u32,
+        ..SimConfig::for_test()
+    })
+    .await;
+    // The Realtime leg runs as in production: wss://, a private CA's certificate, trusted
+    // through SWITCHBOARD_OPENAI_CA_FILE.
+    assert!(
+        openai.base_url().starts_with("wss://"),
+        "{}",
+        openai.base_url()
+    );
     let harness = Harness::start(
         StoreKind::from_env(),
-        &format!("{}/v1/realtime", openai.base_url()),
+        &switchboard_tests::realtime_url(&openai),
         None,
     )
     .await;

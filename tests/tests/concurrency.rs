@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_proto::v1 as pb;
-use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
+use switchboard_sim::openai::{Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, StreamEnd, TalkScript};
 use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
@@ -103,18 +103,14 @@ fn is_final(status: i32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_simultaneous_calls_keep_their_own_agent_and_conversation() {
     let started = Instant::now();
-    let openai = OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script()),
-            ..SimConfig::for_test()
-        },
-    )
-    .await
-    .unwrap();
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        ..SimConfig::for_test()
+    })
+    .await;
     let harness = Harness::start(
         StoreKind::from_env(),
-        &format!("{}/v1/realtime", openai.base_url()),
+        &switchboard_tests::realtime_url(&openai),
         None,
     )
     .await;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_proto::v1 as pb;
-use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
+use switchboard_sim::openai::{Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{
     AudioSource, CallEnd, CallRecord, CallSpec, Caller, StreamEnd, TalkScript, Verb,
 };
@@ -63,18 +63,14 @@ fn script() -> Script {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_call_in_progress_finish_refuses_new_ones_and_exits_cleanly() {
-    let openai = OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script()),
-            ..SimConfig::for_test()
-        },
-    )
-    .await
-    .unwrap();
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        ..SimConfig::for_test()
+    })
+    .await;
     let mut harness = Harness::start(
         StoreKind::from_env(),
-        &format!("{}/v1/realtime", openai.base_url()),
+        &switchboard_tests::realtime_url(&openai),
         None,
     )
     .await;
@@ -281,21 +277,17 @@ const LATE_CALL_AUDIO_MS: u64 = 3_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_answered_before_sigterm_whose_socket_comes_after_is_served_to_its_end() {
-    let openai = OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script()),
-            ..SimConfig::for_test()
-        },
-    )
-    .await
-    .unwrap();
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        ..SimConfig::for_test()
+    })
+    .await;
     // Twilio reaches the sidecar through a gate that holds media-stream upgrades: the
     // public URL (webhook signatures, the `<Stream>` url) is the gate's.
     let gate = StreamGate::bind().await;
     let mut harness = Harness::start_with(
         StoreKind::from_env(),
-        &format!("{}/v1/realtime", openai.base_url()),
+        &switchboard_tests::realtime_url(&openai),
         HarnessOptions {
             sidecar_env: vec![("SWITCHBOARD_PUBLIC_URL", format!("http://{}", gate.addr))],
             ..HarnessOptions::default()

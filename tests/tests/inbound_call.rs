@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_proto::v1 as pb;
-use switchboard_sim::openai::{OpenAiSim, Reply, Script, SimConfig, Turn};
+use switchboard_sim::openai::{Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript};
 use switchboard_tests::{Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
@@ -54,16 +54,12 @@ async fn inbound_call_on(store: StoreKind) {
         }],
         ..Script::default()
     };
-    let openai = OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script),
-            ..SimConfig::for_test()
-        },
-    )
-    .await
-    .unwrap();
-    let harness = Harness::start(store, &format!("{}/v1/realtime", openai.base_url()), None).await;
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script),
+        ..SimConfig::for_test()
+    })
+    .await;
+    let harness = Harness::start(store, &switchboard_tests::realtime_url(&openai), None).await;
     let created = harness
         .agents()
         .create_agent_settings(pb::CreateAgentSettingsRequest {

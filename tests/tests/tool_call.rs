@@ -124,18 +124,14 @@ fn script() -> Script {
 /// An OpenAI simulator, the services, and an agent on `number` whose tool is `webhook`,
 /// with a deadline of `timeout`; returns the agent's id.
 async fn start(number: &str, webhook: &Webhook, timeout: Duration) -> (OpenAiSim, Harness, String) {
-    let openai = OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script()),
-            ..SimConfig::for_test()
-        },
-    )
-    .await
-    .unwrap();
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        ..SimConfig::for_test()
+    })
+    .await;
     let harness = Harness::start(
         StoreKind::from_env(),
-        &format!("{}/v1/realtime", openai.base_url()),
+        &switchboard_tests::realtime_url(&openai),
         None,
     )
     .await;

@@ -1,4 +1,4 @@
-//! Shared by `failures.rs`, `failures_midcall.rs` and `handoff.rs`: agents, simulators, and a Media
+//! Shared by `failures.rs`, `failures_midcall.rs`, `handoff.rs` and `realtime_tls.rs`: agents, simulators, and a Media
 //! Stream client that speaks Twilio's side of the socket frame by frame, so a test can
 //! send what the Twilio simulator never would (a forged token, garbage between media).
 
@@ -25,16 +25,12 @@ pub(crate) fn silence_payload() -> String {
 
 /// An OpenAI simulator with `script` and `faults` on every connection.
 pub(crate) async fn openai_sim(script: Script, faults: Vec<Fault>) -> OpenAiSim {
-    OpenAiSim::bind(
-        "127.0.0.1:0",
-        SimConfig {
-            script: Arc::new(script),
-            faults,
-            ..SimConfig::for_test()
-        },
-    )
+    switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script),
+        faults,
+        ..SimConfig::for_test()
+    })
     .await
-    .expect("the openai simulator binds")
 }
 
 /// The Realtime URL of `sim` as the sidecar is configured with it.
