@@ -24,6 +24,9 @@ use crate::store::{StoreError, StoreResult};
 
 /// MongoDB's code for "no such collection" (listing indexes of a new database).
 const NAMESPACE_NOT_FOUND: i32 = 26;
+/// IndexOptionsConflict and IndexKeySpecsConflict: an index on these keys or with this
+/// name exists with other options.
+const INDEX_CONFLICTS: [i32; 2] = [85, 86];
 
 /// An index the store wants.
 #[derive(Debug, Clone)]
@@ -236,10 +239,18 @@ pub(super) async fn ensure(
     if create.is_empty() {
         return Ok(());
     }
-    collection
-        .create_indexes(create)
-        .await
-        .map_err(|e| super::driver_error("create indexes of", &name, e))?;
+    collection.create_indexes(create).await.map_err(|e| {
+        // Another index appeared in between, or differs in an option not compared
+        // above (a collation): the server names it, we name the way out.
+        if matches!(e.kind.as_ref(), ErrorKind::Command(c) if INDEX_CONFLICTS.contains(&c.code)) {
+            StoreError::Internal(format!(
+                "collection {name}: an existing index conflicts with the control plane's: \
+                 {e}; drop that index (db.{name}.dropIndex(\"<name>\")) and start again"
+            ))
+        } else {
+            super::driver_error("create indexes of", &name, e)
+        }
+    })?;
     Ok(())
 }
 
