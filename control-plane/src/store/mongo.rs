@@ -504,7 +504,10 @@ impl Store for MongoStore {
             }
 
             // The write holds only if the status is still the one the machine judged.
-            let mut filter = doc! { "_id": id_match(id), "status": old_status.as_str() };
+            let mut filter = doc! {
+                "_id": id_match(id),
+                "status": { "$in": legacy::status_spellings(old_status.as_str()) },
+            };
             let mut set = doc! { "updatedAt": bson_time(now) };
             if sid_is_new {
                 // Absent, or empty in documents written by other tools.

@@ -101,6 +101,21 @@ pub(super) fn status_name(stored: &str) -> String {
     }
 }
 
+/// Every stored spelling [`status_name`] reads as `ours`, for a compare-and-set on the
+/// status of a document whichever system wrote it.
+pub(super) fn status_spellings(ours: &str) -> Vec<String> {
+    let mut spellings = vec![ours.to_owned()];
+    if ours.contains('-') {
+        spellings.push(ours.replace('-', "_"));
+    }
+    match ours {
+        "queued" => spellings.push("initiated".to_owned()),
+        "canceled" => spellings.push("cancelled".to_owned()),
+        _ => {}
+    }
+    spellings
+}
+
 /// Our direction name: Twilio's `outbound-api` and `outbound-dial` are outbound.
 pub(super) fn direction_name(stored: &str) -> &str {
     match stored {
@@ -153,6 +168,15 @@ mod tests {
     fn twilio_spellings_become_ours() {
         assert_eq!(status_name("in_progress"), "in-progress");
         assert_eq!(status_name("Initiated"), "queued");
+        for ours in ["in-progress", "queued", "canceled", "completed"] {
+            for stored in status_spellings(ours) {
+                assert_eq!(status_name(&stored), ours, "{stored}");
+            }
+        }
+        assert_eq!(
+            status_spellings("in-progress"),
+            ["in-progress", "in_progress"]
+        );
         assert_eq!(direction_name("outbound-api"), "outbound");
         assert_eq!(direction_name("inbound"), "inbound");
     }

@@ -275,3 +275,30 @@ async fn an_index_that_would_break_the_store_stops_start_up_naming_the_fix() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_call_the_original_system_left_in_progress_can_still_end() {
+    let Some((db, uri, name)) = seeded_database().await else {
+        return;
+    };
+    db.collection::<Document>("callsessions")
+        .insert_one(doc! {
+            "_id": ObjectId::parse_str(SESSION_OID).unwrap(),
+            "status": "in_progress",
+            "realtimeConversation": [],
+            "createdAt": DateTime::from_millis(1_705_000_000_000),
+            "__v": 0,
+        })
+        .await
+        .unwrap();
+    let store = MongoStore::connect(&uri, &name).await.unwrap();
+
+    let change = domain::StatusChange::to(CallStatus::Completed);
+    let outcome = store
+        .update_status(SESSION_OID, &change, domain::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.previous, Some(CallStatus::InProgress));
+    let ended = store.get_session(SESSION_OID).await.unwrap();
+    assert_eq!(ended.status, CallStatus::Completed);
+}
