@@ -4,13 +4,29 @@
 //! [`Config::from_env`] reads the process environment (with command-line flags taking
 //! precedence); everything else goes through [`Config::from_lookup`], so tests build
 //! configurations from a map. A bad value stops start-up with a message naming the
-//! variable (`main` exits 64).
+//! variable (`main` exits 64). [`Config::startup_warnings`] lists what is allowed but
+//! probably wrong (`config/warnings.rs`).
+//!
+//! Twilio's settings and their checks are in `config/twilio.rs`, extra CA files in
+//! `config/ca.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use switchboard_telemetry::{LogFormat, TelemetryConfig};
+
+mod ca;
+mod twilio;
+mod warnings;
+
+pub use ca::CaBundle;
+pub use twilio::{
+    ApiKey, RestCredentials, TwilioConfig, WebhookConfig, DEFAULT_TWILIO_API_URL,
+    ENV_STATUS_WEBHOOK_URL, ENV_TWILIO_ACCOUNT_SID, ENV_TWILIO_API_KEY, ENV_TWILIO_API_SECRET,
+    ENV_TWILIO_API_URL, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_CA_FILE, ENV_VOICE_WEBHOOK_URL,
+};
+pub use warnings::{SIDECAR_STATUS_PATH, SIDECAR_VOICE_PATH};
 
 pub const ENV_GRPC_ADDR: &str = "SWITCHBOARD_GRPC_ADDR";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
@@ -27,16 +43,9 @@ pub const ENV_API_TOKEN: &str = "SWITCHBOARD_API_TOKEN";
 pub const ENV_DEFAULT_AGENT_ID: &str = "SWITCHBOARD_DEFAULT_AGENT_ID";
 /// When set, tool webhook requests are signed with it (HMAC-SHA256; see `tools`).
 pub const ENV_TOOL_SIGNING_SECRET: &str = "SWITCHBOARD_TOOL_SIGNING_SECRET";
-pub const ENV_TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
-pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
-pub const ENV_TWILIO_API_URL: &str = "SWITCHBOARD_TWILIO_API_URL";
-pub const DEFAULT_TWILIO_API_URL: &str = "https://api.twilio.com";
-/// The media sidecar's voice webhook as Twilio reaches it (`https://…/api/twilio/voice`):
-/// the `Url` of calls the control plane places. Unset: no calls are placed.
-pub const ENV_VOICE_WEBHOOK_URL: &str = "SWITCHBOARD_VOICE_WEBHOOK_URL";
-/// The media sidecar's call-status webhook, the `StatusCallback` of placed calls.
-/// Default: the voice webhook URL with its last path segment `voice` replaced by `status`.
-pub const ENV_STATUS_WEBHOOK_URL: &str = "SWITCHBOARD_STATUS_WEBHOOK_URL";
+/// A PEM file of extra CAs trusted for tool webhooks (a private CA), besides the
+/// webpki roots and the platform's store.
+pub const ENV_TOOL_CA_FILE: &str = "SWITCHBOARD_TOOL_CA_FILE";
 /// Database used when a MongoDB URI names none.
 pub const DEFAULT_MONGODB_DATABASE: &str = "switchboard";
 
@@ -82,23 +91,6 @@ impl fmt::Debug for StoreConfig {
     }
 }
 
-/// Credentials and address of Twilio's REST API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TwilioConfig {
-    pub account_sid: Option<String>,
-    pub auth_token: Option<Secret>,
-    pub api_url: String,
-}
-
-/// Where Twilio reaches the media sidecars, for the calls the control plane places.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WebhookConfig {
-    /// [`ENV_VOICE_WEBHOOK_URL`]; `None` when calls cannot be placed.
-    pub voice_url: Option<reqwest::Url>,
-    /// [`ENV_STATUS_WEBHOOK_URL`], or derived from the voice URL; set whenever `voice_url` is.
-    pub status_url: Option<reqwest::Url>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
@@ -107,6 +99,8 @@ pub struct Config {
     pub api_token: Option<Secret>,
     pub default_agent_id: Option<String>,
     pub tool_signing_secret: Option<Secret>,
+    /// [`ENV_TOOL_CA_FILE`].
+    pub tool_ca: Option<CaBundle>,
     pub twilio: TwilioConfig,
     pub webhooks: WebhookConfig,
 }
@@ -209,30 +203,14 @@ impl Config {
                 ));
             }
         }
-        let twilio_api_url =
-            get(ENV_TWILIO_API_URL).unwrap_or_else(|| DEFAULT_TWILIO_API_URL.into());
-        let parsed = reqwest::Url::parse(&twilio_api_url).map_err(|e| {
-            error(
-                ENV_TWILIO_API_URL,
-                format!("{twilio_api_url:?} is not a URL: {e}"),
-            )
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(error(ENV_TWILIO_API_URL, "must be an http(s) URL"));
-        }
-        let account_sid = get(ENV_TWILIO_ACCOUNT_SID);
-        if let Some(sid) = &account_sid {
-            if !sid.starts_with("AC") || sid.len() != 34 {
-                return Err(error(
-                    ENV_TWILIO_ACCOUNT_SID,
-                    "must be an account SID: AC followed by 32 hex digits",
-                ));
-            }
-        }
-        let webhooks = parse_webhooks(
+        let twilio = TwilioConfig::parse(get)?;
+        let webhooks = WebhookConfig::parse(
             get(ENV_VOICE_WEBHOOK_URL).as_deref(),
             get(ENV_STATUS_WEBHOOK_URL).as_deref(),
         )?;
+        let tool_ca = get(ENV_TOOL_CA_FILE)
+            .map(|path| CaBundle::load(ENV_TOOL_CA_FILE, &PathBuf::from(path)))
+            .transpose()?;
         Ok(Config {
             grpc_addr,
             store,
@@ -240,11 +218,8 @@ impl Config {
             api_token: api_token.map(Secret::new),
             default_agent_id: get(ENV_DEFAULT_AGENT_ID),
             tool_signing_secret: get(ENV_TOOL_SIGNING_SECRET).map(Secret::new),
-            twilio: TwilioConfig {
-                account_sid,
-                auth_token: get(ENV_TWILIO_AUTH_TOKEN).map(Secret::new),
-                api_url: twilio_api_url.trim_end_matches('/').to_owned(),
-            },
+            tool_ca,
+            twilio,
             webhooks,
         })
     }
@@ -257,48 +232,6 @@ impl Config {
         config.telemetry.filter = "warn".into();
         config
     }
-}
-
-fn parse_webhooks(voice: Option<&str>, status: Option<&str>) -> Result<WebhookConfig, ConfigError> {
-    let url = |variable, value: &str| {
-        let url = reqwest::Url::parse(value)
-            .map_err(|e| error(variable, format!("{value:?} is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(error(variable, "must be an http(s) URL"));
-        }
-        Ok(url)
-    };
-    let Some(voice) = voice else {
-        if status.is_some() {
-            return Err(error(
-                ENV_STATUS_WEBHOOK_URL,
-                format!("is set but {ENV_VOICE_WEBHOOK_URL} is not; set both or neither"),
-            ));
-        }
-        return Ok(WebhookConfig::default());
-    };
-    let voice = url(ENV_VOICE_WEBHOOK_URL, voice)?;
-    let status = match status {
-        Some(status) => url(ENV_STATUS_WEBHOOK_URL, status)?,
-        None => derive_status_url(&voice).ok_or_else(|| {
-            error(
-                ENV_STATUS_WEBHOOK_URL,
-                format!("must be set when {ENV_VOICE_WEBHOOK_URL} does not end in /voice"),
-            )
-        })?,
-    };
-    Ok(WebhookConfig {
-        voice_url: Some(voice),
-        status_url: Some(status),
-    })
-}
-
-/// `…/api/twilio/voice?x` → `…/api/twilio/status?x`: the sidecar serves both side by side.
-fn derive_status_url(voice: &reqwest::Url) -> Option<reqwest::Url> {
-    let path = voice.path().strip_suffix("/voice")?;
-    let mut status = voice.clone();
-    status.set_path(&format!("{path}/status"));
-    Some(status)
 }
 
 fn parse_store(value: &str) -> Result<StoreConfig, ConfigError> {
@@ -384,6 +317,7 @@ mod tests {
             (ENV_VOICE_WEBHOOK_URL, "not a url"),
             (ENV_VOICE_WEBHOOK_URL, "ftp://sidecar/api/twilio/voice"),
             (ENV_STATUS_WEBHOOK_URL, "https://sidecar/api/twilio/status"),
+            (ENV_TOOL_CA_FILE, "/nonexistent/tool-ca.pem"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{value}");
@@ -421,11 +355,14 @@ mod tests {
         let c = config(&[
             (ENV_API_TOKEN, "tok-123"),
             (ENV_TWILIO_AUTH_TOKEN, "auth-456"),
+            (ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_API_KEY, "SK0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_API_SECRET, "key-789"),
         ])
         .unwrap();
         let text = format!("{c:?}");
         assert!(
-            !text.contains("tok-123") && !text.contains("auth-456"),
+            !text.contains("tok-123") && !text.contains("auth-456") && !text.contains("key-789"),
             "{text}"
         );
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("tok-123"));

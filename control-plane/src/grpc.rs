@@ -74,10 +74,14 @@ impl Services {
 
     /// Why calls cannot be placed (the missing setting), or `None` when they can.
     pub(crate) fn cannot_place_calls(&self) -> Option<String> {
-        use crate::config::{ENV_TWILIO_ACCOUNT_SID, ENV_TWILIO_AUTH_TOKEN, ENV_VOICE_WEBHOOK_URL};
+        use crate::config::{
+            ENV_TWILIO_ACCOUNT_SID, ENV_TWILIO_API_KEY, ENV_TWILIO_AUTH_TOKEN,
+            ENV_VOICE_WEBHOOK_URL,
+        };
         if self.twilio.is_none() {
             return Some(format!(
-                "no twilio account is configured ({ENV_TWILIO_ACCOUNT_SID}, {ENV_TWILIO_AUTH_TOKEN})"
+                "no twilio account is configured ({ENV_TWILIO_ACCOUNT_SID} with \
+                 {ENV_TWILIO_AUTH_TOKEN} or {ENV_TWILIO_API_KEY})"
             ));
         }
         if self.webhooks.voice_url.is_none() {

@@ -5,7 +5,7 @@
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the bus behind
 //! `WatchCallEvents`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API,
 //! `redirect` builds what it redirects calls to and `outbound` the calls it places;
-//! `config` reads the environment once.
+//! `http_client` builds the HTTPS clients of both; `config` reads the environment once.
 //! [`serve`] ties them together on an already-bound listener, which is how tests run
 //! it on `127.0.0.1:0`.
 
@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod http_client;
 pub mod outbound;
 pub mod redirect;
 pub mod store;
@@ -51,6 +52,8 @@ pub enum Error {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    HttpClient(#[from] http_client::HttpClientError),
 }
 
 /// Opens the store the config names (creating MongoDB indexes on the way).
@@ -81,18 +84,20 @@ pub async fn serve_with_store(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    for warning in config.startup_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let tool_client = http_client::build("tool webhook", config.tool_ca.as_ref())?;
+    let twilio_client = http_client::build("twilio", config.twilio.ca.as_ref())?;
     let services = Services {
         store,
         events: events::EventBus::new(),
         default_agent_id: config.default_agent_id.clone(),
-        tools: tools::ToolInvoker::new(config.tool_signing_secret.clone()),
-        twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio)
+        tools: tools::ToolInvoker::with_client(config.tool_signing_secret.clone(), tool_client),
+        twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio, twilio_client)
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
         webhooks: config.webhooks.clone(),
     };
-    if services.twilio.is_none() {
-        tracing::warn!("TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set: live calls cannot be redirected to fallbacks");
-    }
     let auth = BearerAuth::new(config.api_token.as_ref().map(config::Secret::expose));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

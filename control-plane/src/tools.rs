@@ -67,10 +67,16 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
 }
 
 impl ToolInvoker {
-    /// Signs every request with `secret` when one is given.
+    /// Signs every request with `secret` when one is given; trusts the built-in roots.
     pub fn new(signing_secret: Option<Secret>) -> Self {
+        Self::with_client(signing_secret, reqwest::Client::new())
+    }
+
+    /// As [`ToolInvoker::new`], sending through `client` (from `http_client::build`,
+    /// which adds `SWITCHBOARD_TOOL_CA_FILE`'s CAs to the roots).
+    pub fn with_client(signing_secret: Option<Secret>, client: reqwest::Client) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client,
             signing_secret,
         }
     }
@@ -131,7 +137,12 @@ impl ToolInvoker {
                 )
             }
             Err(e) => {
-                return ToolOutcome::failed("tool.unreachable", format!("tool {}: {e}", tool.name))
+                // The chain, for the reason: "invalid peer certificate: UnknownIssuer".
+                let reason = crate::http_client::error_chain(&e);
+                return ToolOutcome::failed(
+                    "tool.unreachable",
+                    format!("tool {}: {reason}", tool.name),
+                );
             }
         };
         let status = response.status();
@@ -169,83 +180,4 @@ impl ToolInvoker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A webhook that records the headers and body it got and answers `{"ok":true}`.
-    async fn webhook() -> (
-        String,
-        std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
-    ) {
-        type Seen = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>;
-        async fn handle(
-            axum::extract::State(seen): axum::extract::State<Seen>,
-            headers: axum::http::HeaderMap,
-            body: String,
-        ) -> &'static str {
-            seen.lock().unwrap().push((headers, body));
-            r#"{"ok":true}"#
-        }
-        let seen: Seen = Default::default();
-        let app = axum::Router::new()
-            .route("/tool", axum::routing::post(handle))
-            .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/tool", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (url, seen)
-    }
-
-    fn tool(url: &str) -> Tool {
-        Tool {
-            name: "lookup".into(),
-            description: String::new(),
-            parameters_json_schema: r#"{"type":"object"}"#.into(),
-            webhook_url: url.into(),
-            timeout_ms: 2_000,
-        }
-    }
-
-    #[tokio::test]
-    async fn signed_requests_carry_a_signature_the_tool_can_check() {
-        let (url, seen) = webhook().await;
-        let invoker = ToolInvoker::new(Some(Secret::new("tool-secret")));
-        let outcome = invoker
-            .invoke(&tool(&url), "call-1", "fc_1", r#"{"id":"42"}"#)
-            .await;
-        assert_eq!(
-            outcome,
-            ToolOutcome {
-                output_json: r#"{"ok":true}"#.into(),
-                error: None
-            }
-        );
-        let (headers, body) = seen.lock().unwrap()[0].clone();
-        let timestamp: u64 = headers[TIMESTAMP_HEADER].to_str().unwrap().parse().unwrap();
-        let signature = headers[SIGNATURE_HEADER].to_str().unwrap();
-        assert_eq!(signature, sign("tool-secret", timestamp, body.as_bytes()));
-        assert_ne!(signature, sign("other-secret", timestamp, body.as_bytes()));
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(json["arguments"]["id"], "42");
-        assert_eq!(json["call_id"], "call-1");
-    }
-
-    #[tokio::test]
-    async fn without_a_secret_nothing_is_signed() {
-        let (url, seen) = webhook().await;
-        ToolInvoker::default()
-            .invoke(&tool(&url), "call-1", "fc_1", "{}")
-            .await;
-        let (headers, _) = seen.lock().unwrap()[0].clone();
-        assert!(headers.get(SIGNATURE_HEADER).is_none());
-    }
-
-    #[test]
-    fn the_signature_is_hmac_sha256_over_timestamp_dot_body() {
-        // Computed independently: printf '1700000000.{}' | openssl dgst -sha256 -hmac k
-        assert_eq!(
-            sign("k", 1_700_000_000, b"{}"),
-            "v1=c6ef4734033cee2367414a0939385eca0397754aa7a59716da7463a9298b5146"
-        );
-    }
-}
+mod tests;

@@ -54,6 +54,22 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         .unwrap();
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("SWITCHBOARD_STORE"));
+
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), b"not a certificate").unwrap();
+    let output = control_plane()
+        .env("SWITCHBOARD_TOOL_CA_FILE", not_pem.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SWITCHBOARD_TOOL_CA_FILE"));
+
+    let output = control_plane()
+        .env("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TWILIO_API_SECRET"));
 }
 
 #[test]

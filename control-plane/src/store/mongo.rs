@@ -6,13 +6,15 @@
 //! and appends through `conversation::plan_append`, applied with single-document
 //! compare-and-set writes (no multi-document transactions, so a standalone server
 //! works). Uniqueness (a phone number per agent, a Twilio call SID per call) is left to
-//! sparse unique indexes created by [`MongoStore::connect`]; an agent without numbers
+//! sparse unique indexes that [`MongoStore::connect`] creates, or reuses when the
+//! database already holds equivalent ones (`mongo/indexes.rs`); an agent without numbers
 //! and a call without a SID are stored without the field, so they are not indexed and
 //! never collide.
 //!
-//! The document structs at the bottom are private and camelCase; no BSON type crosses
-//! the [`Store`] trait. Read `store.rs` for the contract and `conformance.rs` for the
-//! suite this store passes.
+//! The document structs are private and camelCase (`mongo/documents.rs`), read leniently
+//! so the original system's documents decode too (`mongo/legacy.rs`); no BSON type
+//! crosses the [`Store`] trait. Pages are cut in `mongo/paging.rs`. Read `store.rs` for
+//! the contract and `conformance.rs` for the suite this store passes.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +23,8 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::error::{Error as DriverError, ErrorKind, WriteFailure};
-use mongodb::options::{IndexOptions, ReturnDocument};
-use mongodb::{Client, Collection, IndexModel};
+use mongodb::options::ReturnDocument;
+use mongodb::{Client, Collection};
 
 use crate::domain::{
     self, conversation::plan_append, AgentSettings, CallSession, ConversationItem, StatusChange,
@@ -30,12 +32,18 @@ use crate::domain::{
 };
 
 mod documents;
+mod indexes;
+mod legacy;
+mod paging;
 
 use documents::*;
+use indexes::WantedIndex;
+use legacy::{id_match, id_other_than};
+use paging::{into_page, list_newest_first, page_size, page_token};
 
 use super::{
     AppendOutcome, Page, PageRequest, SessionFilter, StatusOutcome, Store, StoreError, StoreResult,
-    StreamAttachment, MAX_PAGE_SIZE,
+    StreamAttachment,
 };
 
 const AGENTS: &str = "agentsettings";
@@ -43,6 +51,51 @@ const SESSIONS: &str = "callsessions";
 const AGENT: &str = "agent";
 const SESSION: &str = "call session";
 const DUPLICATE_KEY: i32 = 11000;
+/// The top-level fields every agent document we write carries (`phoneNumbers` is left
+/// out when empty): a unique index elsewhere would make our documents collide on null.
+const AGENT_FIELDS: &[&str] = &[
+    "_id",
+    "name",
+    "mode",
+    "provider",
+    "model",
+    "voice",
+    "instructions",
+    "temperature",
+    "tools",
+    "turnDetection",
+    "inputTranscription",
+    "greeting",
+    "maxCallDurationMs",
+    "handoffTarget",
+    "fallback",
+    "version",
+    "createdAt",
+    "updatedAt",
+];
+/// The same for call sessions (`twilioCallSid` is left out while unknown).
+const SESSION_FIELDS: &[&str] = &[
+    "_id",
+    "agentId",
+    "direction",
+    "fromNumber",
+    "toNumber",
+    "customer",
+    "variables",
+    "status",
+    "twilioStreamSid",
+    "campaignId",
+    "realtimeConversation",
+    "lastSeq",
+    "endReason",
+    "error",
+    "createdAt",
+    "startedAt",
+    "endedAt",
+    "updatedAt",
+    "usage",
+    "sidecarId",
+];
 /// Each compare-and-set miss means another writer changed the document in between; a
 /// long run of misses is contention the caller should back off from.
 const CAS_ATTEMPTS: usize = 16;
@@ -83,42 +136,33 @@ impl MongoStore {
         self.append_round_trips.load(Ordering::Relaxed)
     }
 
+    /// Reconciles the indexes the store relies on with those the database holds
+    /// (`mongo/indexes.rs`): equivalent ones are reused, conflicts stop start-up.
     async fn create_indexes(&self) -> StoreResult<()> {
-        // Sparse rather than partial: both skip documents without the field, but
-        // SecantusDB (our test server) never plans lookups on a partial index.
-        let unique = |name: &str| {
-            IndexOptions::builder()
-                .name(name.to_owned())
-                .unique(true)
-                .sparse(true)
-                .build()
-        };
-        let phone_numbers = IndexModel::builder()
-            .keys(doc! { "phoneNumbers": 1 })
-            .options(unique("phoneNumbers_unique"))
-            .build();
-        self.agents
-            .create_index(phone_numbers)
-            .await
-            .map_err(|e| driver_error("create indexes of", AGENTS, e))?;
-
-        let by = |keys: Document| IndexModel::builder().keys(keys).build();
+        let agent_indexes = [WantedIndex::unique(
+            "phoneNumbers_unique",
+            doc! { "phoneNumbers": 1 },
+        )];
+        indexes::ensure(
+            &self.agents.clone_with_type::<Document>(),
+            &agent_indexes,
+            AGENT_FIELDS,
+        )
+        .await?;
         let session_indexes = [
-            IndexModel::builder()
-                .keys(doc! { "twilioCallSid": 1 })
-                .options(unique("twilioCallSid_unique"))
-                .build(),
+            WantedIndex::unique("twilioCallSid_unique", doc! { "twilioCallSid": 1 }),
             // Lists filter on one field and walk `_id` backwards for newest first.
-            by(doc! { "agentId": 1, "_id": 1 }),
-            by(doc! { "campaignId": 1, "_id": 1 }),
-            by(doc! { "status": 1, "_id": 1 }),
-            by(doc! { "createdAt": 1 }),
+            WantedIndex::plain("agentId_1__id_1", doc! { "agentId": 1, "_id": 1 }),
+            WantedIndex::plain("campaignId_1__id_1", doc! { "campaignId": 1, "_id": 1 }),
+            WantedIndex::plain("status_1__id_1", doc! { "status": 1, "_id": 1 }),
+            WantedIndex::plain("createdAt_1", doc! { "createdAt": 1 }),
         ];
-        self.sessions
-            .create_indexes(session_indexes)
-            .await
-            .map_err(|e| driver_error("create indexes of", SESSIONS, e))?;
-        Ok(())
+        indexes::ensure(
+            &self.sessions.clone_with_type::<Document>(),
+            &session_indexes,
+            SESSION_FIELDS,
+        )
+        .await
     }
 
     /// The error for a refused agent write: names the phone numbers another agent owns,
@@ -127,7 +171,7 @@ impl MongoStore {
     async fn agent_conflict(&self, agent: &AgentSettings) -> StoreError {
         let filter = doc! {
             "phoneNumbers": { "$in": agent.phone_numbers.clone() },
-            "_id": { "$ne": &agent.id },
+            "_id": id_other_than(&agent.id),
         };
         let others: Vec<PhoneNumbersDoc> = match self
             .agents
@@ -165,7 +209,7 @@ impl MongoStore {
         let stored = self
             .agents
             .clone_with_type::<VersionDoc>()
-            .find_one(doc! { "_id": id })
+            .find_one(doc! { "_id": id_match(id) })
             .projection(doc! { "version": 1 })
             .await;
         match stored {
@@ -187,7 +231,7 @@ impl MongoStore {
             let other = self
                 .sessions
                 .clone_with_type::<Document>()
-                .find_one(doc! { "twilioCallSid": call_sid, "_id": { "$ne": id } })
+                .find_one(doc! { "twilioCallSid": call_sid, "_id": id_other_than(id) })
                 .projection(doc! { "_id": 1 })
                 .await;
             if let Ok(Some(_)) = other {
@@ -210,7 +254,7 @@ impl MongoStore {
     ) -> StoreResult<bool> {
         let docs: Vec<ItemDoc> = items.iter().map(ItemDoc::from).collect();
         let docs = bson::to_bson(&docs).map_err(|e| encode_error(SESSION, id, e))?;
-        let filter = doc! { "_id": id, "lastSeq": int64(expected_last_seq)? };
+        let filter = doc! { "_id": id_match(id), "lastSeq": int64(expected_last_seq)? };
         let update = doc! {
             "$push": { "realtimeConversation": { "$each": docs } },
             "$set": { "lastSeq": int64(new_last_seq)?, "updatedAt": bson_time(domain::now()) },
@@ -228,7 +272,7 @@ impl MongoStore {
         self.append_round_trips.fetch_add(1, Ordering::Relaxed);
         let stored = self
             .session_seqs
-            .find_one(doc! { "_id": id })
+            .find_one(doc! { "_id": id_match(id) })
             .projection(doc! { "_id": 0, "lastSeq": 1 })
             .await
             .map_err(|e| driver_error("read the last seq of call session", id, e))?;
@@ -259,7 +303,7 @@ impl Store for MongoStore {
 
     async fn get_agent(&self, id: &str) -> StoreResult<AgentSettings> {
         self.agents
-            .find_one(doc! { "_id": id })
+            .find_one(doc! { "_id": id_match(id) })
             .await
             .map_err(|e| driver_error("read agent", id, e))?
             .ok_or_else(|| not_found(AGENT, id))?
@@ -276,7 +320,7 @@ impl Store for MongoStore {
         next.version = expected.checked_add(1).ok_or_else(|| {
             StoreError::Internal(format!("agent {}: version {expected} overflows", agent.id))
         })?;
-        next.updated_at = bson_time(now);
+        next.updated_at = Some(bson_time(now));
         let mut set = bson::to_document(&next).map_err(|e| encode_error(AGENT, &agent.id, e))?;
         // `$set` rather than a replacement keeps the stored creation time, whatever the
         // caller's copy says, in the same single-document write.
@@ -289,7 +333,10 @@ impl Store for MongoStore {
         }
         let updated = self
             .agents
-            .find_one_and_update(doc! { "_id": &agent.id, "version": expected }, update)
+            .find_one_and_update(
+                doc! { "_id": id_match(&agent.id), "version": version_match(expected) },
+                update,
+            )
             .return_document(ReturnDocument::After)
             .await;
         match updated {
@@ -301,9 +348,9 @@ impl Store for MongoStore {
     }
 
     async fn delete_agent(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
-        let mut filter = doc! { "_id": id };
+        let mut filter = doc! { "_id": id_match(id) };
         if let Some(version) = expected_version {
-            filter.insert("version", version);
+            filter.insert("version", version_match(version));
         }
         let result = self
             .agents
@@ -320,21 +367,16 @@ impl Store for MongoStore {
     }
 
     async fn list_agents(&self, page: &PageRequest) -> StoreResult<Page<AgentSettings>> {
-        let mut filter = Document::new();
-        if let Some(after) = page_token(page)? {
-            filter.insert("_id", doc! { "$lt": after });
-        }
         let size = page_size(page);
-        let docs: Vec<AgentDoc> = self
-            .agents
-            .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(fetch_limit(size))
-            .await
-            .map_err(|e| driver_error("list", AGENTS, e))?
-            .try_collect()
-            .await
-            .map_err(|e| driver_error("list", AGENTS, e))?;
+        let docs: Vec<AgentDoc> = list_newest_first(
+            &self.agents,
+            AGENTS,
+            Document::new(),
+            None,
+            page_token(page)?,
+            size,
+        )
+        .await?;
         let agents = docs
             .into_iter()
             .map(AgentDoc::into_domain)
@@ -364,7 +406,7 @@ impl Store for MongoStore {
 
     async fn get_session(&self, id: &str) -> StoreResult<CallSession> {
         self.sessions
-            .find_one(doc! { "_id": id })
+            .find_one(doc! { "_id": id_match(id) })
             .await
             .map_err(|e| driver_error("read call session", id, e))?
             .ok_or_else(|| not_found(SESSION, id))?
@@ -394,10 +436,10 @@ impl Store for MongoStore {
             query.insert("status", status.as_str());
         }
         if let Some(agent_id) = &filter.agent_id {
-            query.insert("agentId", agent_id);
+            query.insert("agentId", id_match(agent_id));
         }
         if let Some(campaign_id) = &filter.campaign_id {
-            query.insert("campaignId", campaign_id);
+            query.insert("campaignId", id_match(campaign_id));
         }
         if let Some(direction) = filter.direction {
             query.insert("direction", direction_name(direction));
@@ -412,21 +454,16 @@ impl Store for MongoStore {
         if !created.is_empty() {
             query.insert("createdAt", created);
         }
-        if let Some(after) = page_token(page)? {
-            query.insert("_id", doc! { "$lt": after });
-        }
         let size = page_size(page);
-        let docs: Vec<SessionDoc> = self
-            .sessions
-            .find(query)
-            .projection(without_conversation())
-            .sort(doc! { "_id": -1 })
-            .limit(fetch_limit(size))
-            .await
-            .map_err(|e| driver_error("list", SESSIONS, e))?
-            .try_collect()
-            .await
-            .map_err(|e| driver_error("list", SESSIONS, e))?;
+        let docs: Vec<SessionDoc> = list_newest_first(
+            &self.sessions,
+            SESSIONS,
+            query,
+            Some(without_conversation()),
+            page_token(page)?,
+            size,
+        )
+        .await?;
         let sessions = docs
             .into_iter()
             .map(SessionDoc::into_domain)
@@ -443,7 +480,7 @@ impl Store for MongoStore {
         for _ in 0..CAS_ATTEMPTS {
             let mut session = self
                 .sessions
-                .find_one(doc! { "_id": id })
+                .find_one(doc! { "_id": id_match(id) })
                 .projection(without_conversation())
                 .await
                 .map_err(|e| driver_error("read call session", id, e))?
@@ -467,7 +504,10 @@ impl Store for MongoStore {
             }
 
             // The write holds only if the status is still the one the machine judged.
-            let mut filter = doc! { "_id": id, "status": old_status.as_str() };
+            let mut filter = doc! {
+                "_id": id_match(id),
+                "status": { "$in": legacy::status_spellings(old_status.as_str()) },
+            };
             let mut set = doc! { "updatedAt": bson_time(now) };
             if sid_is_new {
                 // Absent, or empty in documents written by other tools.
@@ -571,7 +611,7 @@ impl Store for MongoStore {
         };
         let updated = self
             .sessions
-            .find_one_and_update(doc! { "_id": id }, doc! { "$set": set })
+            .find_one_and_update(doc! { "_id": id_match(id) }, doc! { "$set": set })
             .projection(without_conversation())
             .return_document(ReturnDocument::After)
             .await
@@ -586,7 +626,7 @@ impl Store for MongoStore {
         let recorded = self
             .sessions
             .find_one_and_update(
-                doc! { "_id": id, "twilioCallSid": { "$exists": false } },
+                doc! { "_id": id_match(id), "twilioCallSid": { "$exists": false } },
                 doc! { "$set": { "twilioCallSid": &stream.call_sid } },
             )
             .projection(without_conversation())
@@ -608,7 +648,7 @@ impl Store for MongoStore {
         let result = self
             .sessions
             .update_one(
-                doc! { "_id": id },
+                doc! { "_id": id_match(id) },
                 doc! { "$set": { "usage": usage, "updatedAt": bson_time(now) } },
             )
             .await
@@ -628,35 +668,13 @@ fn without_conversation() -> Document {
     doc! { "realtimeConversation": 0 }
 }
 
-/// The id after which a page starts, normalised to the form ids are stored in.
-fn page_token(page: &PageRequest) -> StoreResult<Option<String>> {
-    if page.token.is_empty() {
-        return Ok(None);
+/// Documents written without a version (the original system's) hold version 0.
+fn version_match(expected: i64) -> Bson {
+    if expected == 0 {
+        Bson::Document(doc! { "$in": [0_i64, Bson::Null] })
+    } else {
+        Bson::Int64(expected)
     }
-    let id = uuid::Uuid::parse_str(&page.token)
-        .map_err(|_| StoreError::BadPageToken(page.token.clone()))?;
-    Ok(Some(id.hyphenated().to_string()))
-}
-
-fn page_size(page: &PageRequest) -> usize {
-    page.size.clamp(1, MAX_PAGE_SIZE)
-}
-
-/// One more than the page, to learn whether another page follows.
-fn fetch_limit(size: usize) -> i64 {
-    i64::try_from(size + 1).unwrap_or(i64::MAX)
-}
-
-/// Cuts `items` (fetched newest first, up to `size + 1`) to a page whose token is the
-/// id of its last item when more follow.
-fn into_page<T>(mut items: Vec<T>, size: usize, id_of: impl Fn(&T) -> &String) -> Page<T> {
-    let more = items.len() > size;
-    items.truncate(size);
-    let next_token = match items.last() {
-        Some(last) if more => id_of(last).clone(),
-        _ => String::new(),
-    };
-    Page { items, next_token }
 }
 
 fn not_found(kind: &'static str, id: &str) -> StoreError {
@@ -725,134 +743,4 @@ fn is_duplicate_key(err: &DriverError) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::MongoStore;
-    use crate::domain;
-    use crate::store::conformance::{agent, items, session, store_conformance_suite};
-    use crate::store::{Store, StoreError};
-
-    /// A store on a fresh database, so tests running at once never see each other's
-    /// data. `None` (skip) when no server is configured, except in CI, where a skipped
-    /// suite would hide a broken store.
-    #[allow(clippy::disallowed_methods)]
-    async fn test_mongo_store() -> Option<MongoStore> {
-        let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").unwrap_or_default();
-        if uri.is_empty() {
-            let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
-            assert!(
-                !in_ci,
-                "MongoDB tests must run in CI: set SWITCHBOARD_TEST_MONGODB_URI"
-            );
-            eprintln!(
-                "note: SWITCHBOARD_TEST_MONGODB_URI is not set; skipping MongoDB conformance test"
-            );
-            return None;
-        }
-        let database = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
-        let store = MongoStore::connect(&uri, &database)
-            .await
-            .expect("the test MongoDB server is reachable");
-        Some(store)
-    }
-
-    async fn test_store() -> Option<Arc<dyn Store>> {
-        let store = test_mongo_store().await?;
-        Some(Arc::new(store))
-    }
-
-    store_conformance_suite!(test_store());
-
-    #[tokio::test]
-    async fn a_continuing_batch_takes_one_round_trip() {
-        let Some(store) = test_mongo_store().await else {
-            return;
-        };
-        let s = store.create_session(session("agent-1")).await.unwrap();
-        store.append_items(&s.id, &items(1..=3, "a")).await.unwrap();
-        store.append_items(&s.id, &items(4..=9, "a")).await.unwrap();
-        assert_eq!(store.append_round_trips(), 2);
-
-        // A re-send misses the fast path, then reads the last seq: two more.
-        let again = store.append_items(&s.id, &items(4..=9, "a")).await.unwrap();
-        assert!(again.stored.is_empty());
-        assert_eq!(store.append_round_trips(), 4);
-    }
-
-    #[tokio::test]
-    async fn an_agent_can_give_up_all_its_numbers() {
-        let Some(store) = test_mongo_store().await else {
-            return;
-        };
-        let a = store
-            .create_agent(agent("Numbered", &["+815000000001"]))
-            .await
-            .unwrap();
-        let mut bare = a.clone();
-        bare.phone_numbers.clear();
-        let updated = store.update_agent(bare, domain::now()).await.unwrap();
-        assert!(updated.phone_numbers.is_empty());
-        assert_eq!(store.get_agent(&a.id).await.unwrap(), updated);
-        assert_eq!(store.agent_by_phone("+815000000001").await.unwrap(), None);
-        // Two agents without numbers do not collide in the unique index.
-        store.create_agent(agent("Bare", &[])).await.unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn racing_appends_to_one_call_store_each_item_once() {
-        let Some(store) = test_mongo_store().await else {
-            return;
-        };
-        let store = Arc::new(store);
-        let s = store.create_session(session("agent-1")).await.unwrap();
-        let mut tasks = Vec::new();
-        for writer in 0..4u64 {
-            let store = store.clone();
-            let id = s.id.clone();
-            tasks.push(tokio::spawn(async move {
-                // Overlapping batches of different sizes, like sidecars re-sending.
-                let size = 3 + writer;
-                let mut stored = 0;
-                let mut next = 1;
-                while next <= 60 {
-                    let end = (next + size - 1).min(60);
-                    let out = store
-                        .append_items(&id, &items(next..=end, "r"))
-                        .await
-                        .unwrap();
-                    stored += out.stored.len();
-                    next = end + 1;
-                }
-                stored
-            }));
-        }
-        let mut total = 0;
-        for task in tasks {
-            total += task.await.unwrap();
-        }
-        assert_eq!(total, 60, "each item is stored by exactly one writer");
-        let stored = store.get_session(&s.id).await.unwrap();
-        let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
-        assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
-        assert_eq!(stored.last_seq, 60);
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_server_is_unavailable() {
-        // A port that was free a moment ago: nothing answers there.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let uri = format!("mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=200");
-        let err = MongoStore::connect(&uri, "sb_unreachable")
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Unavailable(m) if m.contains("agentsettings")),
-            "{err:?}"
-        );
-    }
-}
+mod tests;

@@ -1,4 +1,4 @@
-//! Shapes of the Twilio REST calls the control plane makes (PROTOCOLS §2.3), after Twilio's
+//! Shapes of the Twilio REST calls the control plane makes, after Twilio's
 //! OpenAPI description of the 2010-04-01 API (`tests/fixtures/twilio-api-v2010-calls.json`).
 //!
 //! Requests are form-encoded with PascalCase names, booleans `true`/`false` and list values

@@ -1,6 +1,10 @@
 //! The documents `MongoStore` reads and writes, and their conversion to and from the
 //! domain types. camelCase field names as in the original system's collections; times
 //! as BSON dates at millisecond precision. Nothing here leaves the `mongo` module.
+//!
+//! Reads are lenient so that documents the original system wrote decode too (see
+//! `legacy.rs`): every field but `_id` has a default, ids may be ObjectIds, unknown
+//! fields are ignored. Writes always carry every field.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +12,7 @@ use chrono::{DateTime, Utc};
 use mongodb::bson;
 use serde::{Deserialize, Serialize};
 
+use super::legacy::{self, id_string};
 use super::{AGENT, SESSION};
 use crate::domain::{
     AgentMode, AgentSettings, CallDirection, CallError, CallSession, CallStatus, ConversationItem,
@@ -33,7 +38,7 @@ pub(super) fn direction_name(direction: CallDirection) -> &'static str {
 }
 
 pub(super) fn parse_direction(name: &str) -> Result<CallDirection, String> {
-    match name {
+    match legacy::direction_name(name) {
         "inbound" => Ok(CallDirection::Inbound),
         "outbound" => Ok(CallDirection::Outbound),
         other => Err(format!("unknown direction {other:?}")),
@@ -52,35 +57,62 @@ pub(super) fn invalid_document(kind: &str, id: &str, reason: &str) -> StoreError
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct AgentDoc {
-    #[serde(rename = "_id")]
+    #[serde(rename = "_id", deserialize_with = "id_string")]
     pub(super) id: String,
+    #[serde(default)]
     pub(super) name: String,
     /// Left out when empty: a sparse unique index skips only absent fields, and would
     /// index every empty array under one key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) phone_numbers: Vec<String>,
+    #[serde(default = "realtime")]
     pub(super) mode: AgentMode,
+    #[serde(default = "openai")]
     pub(super) provider: RealtimeProvider,
+    #[serde(default)]
     pub(super) model: String,
+    #[serde(default)]
     pub(super) voice: String,
+    #[serde(default)]
     pub(super) instructions: String,
     /// Options are written as null rather than left out, so an update's `$set` clears
     /// them.
+    #[serde(default)]
     pub(super) temperature: Option<f64>,
+    #[serde(default)]
     pub(super) tools: Vec<ToolDoc>,
+    #[serde(default)]
     pub(super) turn_detection: TurnDetectionDoc,
+    #[serde(default)]
     pub(super) input_transcription: InputTranscriptionDoc,
+    #[serde(default)]
     pub(super) greeting: String,
+    #[serde(default)]
     pub(super) max_call_duration_ms: u64,
+    #[serde(default)]
     pub(super) handoff_target: Option<HandoffTargetDoc>,
+    #[serde(default)]
     pub(super) fallback: FallbackDoc,
+    /// 0 in documents written without one (see `MongoStore::update_agent`).
+    #[serde(default)]
     pub(super) version: i64,
-    pub(super) created_at: bson::DateTime,
-    pub(super) updated_at: bson::DateTime,
+    /// Always written; either may be missing from the original system's documents.
+    #[serde(default)]
+    pub(super) created_at: Option<bson::DateTime>,
+    #[serde(default)]
+    pub(super) updated_at: Option<bson::DateTime>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+fn realtime() -> AgentMode {
+    AgentMode::Realtime
+}
+
+fn openai() -> RealtimeProvider {
+    RealtimeProvider::OpenAi
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub(super) struct ToolDoc {
     pub(super) name: String,
     pub(super) description: String,
@@ -90,7 +122,7 @@ pub(super) struct ToolDoc {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub(super) struct TurnDetectionDoc {
     #[serde(rename = "type")]
     pub(super) kind: TurnDetectionType,
@@ -99,7 +131,8 @@ pub(super) struct TurnDetectionDoc {
     pub(super) silence_duration_ms: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(super) struct InputTranscriptionDoc {
     pub(super) model: String,
     pub(super) language: String,
@@ -115,18 +148,20 @@ pub(super) enum HandoffTargetDoc {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
 pub(super) struct FallbackDoc {
     pub(super) message: String,
     pub(super) action: FallbackAction,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(super) struct VersionDoc {
     pub(super) version: i64,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub(super) struct PhoneNumbersDoc {
     pub(super) phone_numbers: Vec<String>,
 }
@@ -134,51 +169,92 @@ pub(super) struct PhoneNumbersDoc {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct SessionDoc {
-    #[serde(rename = "_id")]
+    #[serde(rename = "_id", deserialize_with = "id_string")]
     pub(super) id: String,
+    /// An ObjectId in the original system's documents.
+    #[serde(default, deserialize_with = "id_string")]
     pub(super) agent_id: String,
+    #[serde(default)]
     pub(super) direction: String,
+    #[serde(default, alias = "from")]
     pub(super) from_number: String,
+    #[serde(default, alias = "to")]
     pub(super) to_number: String,
+    #[serde(default)]
     pub(super) customer: CustomerDoc,
+    #[serde(default)]
     pub(super) variables: BTreeMap<String, String>,
+    #[serde(default)]
     pub(super) status: String,
     /// Left out while unknown, so the sparse unique index skips it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", alias = "callSid")]
     pub(super) twilio_call_sid: String,
+    #[serde(default, alias = "streamSid")]
     pub(super) twilio_stream_sid: String,
+    #[serde(default, deserialize_with = "id_string")]
     pub(super) campaign_id: String,
     /// In seq order. Absent from reads that project it away.
     #[serde(default)]
     pub(super) realtime_conversation: Vec<ItemDoc>,
     /// The seq of the last item of `realtimeConversation`: the compare-and-set key of
-    /// appends.
+    /// appends. Missing from the original system's documents.
+    #[serde(default)]
     pub(super) last_seq: u64,
+    #[serde(default)]
     pub(super) end_reason: String,
+    #[serde(default, deserialize_with = "call_error")]
     pub(super) error: Option<CallErrorDoc>,
-    pub(super) created_at: bson::DateTime,
+    /// Always written; may be missing from the original system's documents.
+    #[serde(default)]
+    pub(super) created_at: Option<bson::DateTime>,
+    #[serde(default)]
     pub(super) started_at: Option<bson::DateTime>,
+    #[serde(default)]
     pub(super) ended_at: Option<bson::DateTime>,
-    pub(super) updated_at: bson::DateTime,
+    #[serde(default)]
+    pub(super) updated_at: Option<bson::DateTime>,
+    #[serde(default)]
     pub(super) usage: UsageDoc,
+    #[serde(default)]
     pub(super) sidecar_id: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// An error as we write it, or as a bare message.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredError {
+    Doc(CallErrorDoc),
+    Message(String),
+}
+
+fn call_error<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CallErrorDoc>, D::Error> {
+    Ok(match Option::<StoredError>::deserialize(d)? {
+        None => None,
+        Some(StoredError::Doc(doc)) => Some(doc),
+        Some(StoredError::Message(message)) => Some(CallErrorDoc {
+            code: String::new(),
+            message,
+        }),
+    })
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(super) struct CustomerDoc {
     pub(super) phone: String,
     pub(super) name: String,
     pub(super) variables: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(super) struct CallErrorDoc {
     pub(super) code: String,
     pub(super) message: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub(super) struct UsageDoc {
     pub(super) input_tokens: u64,
     pub(super) output_tokens: u64,
@@ -192,19 +268,65 @@ pub(super) struct UsageDoc {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ItemDoc {
+    /// 0 (missing) in the original system's items: they are numbered by position.
+    #[serde(default)]
     pub(super) seq: u64,
     pub(super) role: Role,
+    #[serde(default = "message")]
     pub(super) kind: ItemKind,
+    #[serde(default, alias = "content")]
     pub(super) text: String,
+    #[serde(default, alias = "itemId")]
     pub(super) provider_item_id: String,
+    #[serde(default)]
     pub(super) payload_json: String,
-    pub(super) created_at: bson::DateTime,
+    /// Missing: the session's creation time.
+    #[serde(default, alias = "timestamp")]
+    pub(super) created_at: Option<bson::DateTime>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+fn message() -> ItemKind {
+    ItemKind::Message
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub(super) struct LastSeqDoc {
     pub(super) last_seq: u64,
+}
+
+impl Default for TurnDetectionDoc {
+    fn default() -> Self {
+        let d = TurnDetection::default();
+        TurnDetectionDoc {
+            kind: d.kind,
+            threshold: d.threshold,
+            prefix_padding_ms: d.prefix_padding_ms,
+            silence_duration_ms: d.silence_duration_ms,
+        }
+    }
+}
+
+impl Default for FallbackDoc {
+    fn default() -> Self {
+        let d = Fallback::default();
+        FallbackDoc {
+            message: d.message,
+            action: d.action,
+        }
+    }
+}
+
+/// Creation and update times, each standing in for the other when one is missing
+/// (the epoch when both are).
+fn times(
+    created: Option<bson::DateTime>,
+    updated: Option<bson::DateTime>,
+) -> Result<(Timestamp, Timestamp), String> {
+    let epoch = bson::DateTime::from_millis(0);
+    let created_or = created.or(updated).unwrap_or(epoch);
+    let updated_or = updated.unwrap_or(created_or);
+    Ok((timestamp(created_or)?, timestamp(updated_or)?))
 }
 
 // === impl AgentDoc ===
@@ -254,22 +376,16 @@ impl From<&AgentSettings> for AgentDoc {
                 action: a.fallback.action,
             },
             version: a.version,
-            created_at: bson_time(a.created_at),
-            updated_at: bson_time(a.updated_at),
+            created_at: Some(bson_time(a.created_at)),
+            updated_at: Some(bson_time(a.updated_at)),
         }
     }
 }
 
 impl AgentDoc {
     pub(super) fn into_domain(self) -> StoreResult<AgentSettings> {
-        let created_at = timestamp(self.created_at);
-        let updated_at = timestamp(self.updated_at);
-        let (created_at, updated_at) = match (created_at, updated_at) {
-            (Ok(c), Ok(u)) => (c, u),
-            (Err(reason), _) | (_, Err(reason)) => {
-                return Err(invalid_document(AGENT, &self.id, &reason))
-            }
-        };
+        let (created_at, updated_at) = times(self.created_at, self.updated_at)
+            .map_err(|reason| invalid_document(AGENT, &self.id, &reason))?;
         Ok(AgentSettings {
             id: self.id,
             name: self.name,
@@ -352,10 +468,10 @@ impl SessionDoc {
             last_seq: s.last_seq,
             end_reason: s.end_reason.clone(),
             error: s.error.as_ref().map(CallErrorDoc::from),
-            created_at: bson_time(s.created_at),
+            created_at: Some(bson_time(s.created_at)),
             started_at: s.started_at.map(bson_time),
             ended_at: s.ended_at.map(bson_time),
-            updated_at: bson_time(s.updated_at),
+            updated_at: Some(bson_time(s.updated_at)),
             usage: UsageDoc::from(&s.usage),
             sidecar_id: s.sidecar_id.clone(),
         })
@@ -368,15 +484,26 @@ impl SessionDoc {
     }
 
     pub(super) fn decode(self) -> Result<CallSession, String> {
-        let status = CallStatus::parse(&self.status)
+        let status = CallStatus::parse(&legacy::status_name(&self.status))
             .ok_or_else(|| format!("unknown status {:?}", self.status))?;
+        let (created_at, updated_at) = times(self.created_at, self.updated_at)?;
+        // The original system's items have no seq: number them by position, which is
+        // the order they were pushed in.
+        let numbered = self.realtime_conversation.iter().all(|item| item.seq > 0);
         let mut conversation = self
             .realtime_conversation
             .into_iter()
-            .map(ItemDoc::decode)
+            .zip(1..)
+            .map(|(item, position)| {
+                let seq = if numbered { item.seq } else { position };
+                item.decode(seq, created_at)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // Appends keep the array in order; sorting (a no-op then) guards older data.
         conversation.sort_by_key(|item| item.seq);
+        let last_seq = self
+            .last_seq
+            .max(conversation.last().map_or(0, |item| item.seq));
         Ok(CallSession {
             id: self.id,
             agent_id: self.agent_id,
@@ -394,16 +521,16 @@ impl SessionDoc {
             twilio_stream_sid: self.twilio_stream_sid,
             campaign_id: self.campaign_id,
             conversation,
-            last_seq: self.last_seq,
+            last_seq,
             end_reason: self.end_reason,
             error: self.error.map(|e| CallError {
                 code: e.code,
                 message: e.message,
             }),
-            created_at: timestamp(self.created_at)?,
+            created_at,
             started_at: self.started_at.map(timestamp).transpose()?,
             ended_at: self.ended_at.map(timestamp).transpose()?,
-            updated_at: timestamp(self.updated_at)?,
+            updated_at,
             usage: Usage {
                 input_tokens: self.usage.input_tokens,
                 output_tokens: self.usage.output_tokens,
@@ -452,21 +579,25 @@ impl From<&ConversationItem> for ItemDoc {
             text: i.text.clone(),
             provider_item_id: i.provider_item_id.clone(),
             payload_json: i.payload_json.clone(),
-            created_at: bson_time(i.created_at),
+            created_at: Some(bson_time(i.created_at)),
         }
     }
 }
 
 impl ItemDoc {
-    pub(super) fn decode(self) -> Result<ConversationItem, String> {
+    /// The item as number `seq`, created at `fallback` if it does not say when.
+    pub(super) fn decode(self, seq: u64, fallback: Timestamp) -> Result<ConversationItem, String> {
         Ok(ConversationItem {
-            seq: self.seq,
+            seq,
             role: self.role,
             kind: self.kind,
             text: self.text,
             provider_item_id: self.provider_item_id,
             payload_json: self.payload_json,
-            created_at: timestamp(self.created_at)?,
+            created_at: match self.created_at {
+                Some(at) => timestamp(at)?,
+                None => fallback,
+            },
         })
     }
 }
