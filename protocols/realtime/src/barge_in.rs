@@ -1,5 +1,5 @@
 //! Barge-in bookkeeping: how much of the assistant's audio the caller has
-//! actually heard, from the marks Twilio echoes (PROTOCOLS §4.3).
+//! actually heard, from the marks Twilio echoes (docs/protocols.md §4.3).
 //!
 //! Every assistant audio chunk relayed to Twilio is followed by a mark named
 //! `g{generation}:{item_id}:{sent_ms}`. Twilio echoes a mark when the audio
@@ -14,10 +14,10 @@
 //! where `I` is the item of the oldest pending mark, `played_ms[I]` the end
 //! of its last echoed mark (0 if none) and `t0` the moment `I`'s unplayed
 //! audio could start playing: the later of the last echo (of `I`, or of the
-//! item before it) and the send time of the oldest pending chunk. §4.3 takes
-//! the first send time when `I` has no echo yet, which is the same chunk; the
-//! oldest pending chunk's send time also covers Twilio running dry between
-//! two chunks of one item.
+//! item before it) and the send time of the oldest pending chunk. When `I` has
+//! no echo yet that chunk is `I`'s first, so `t0` is when `I` could first
+//! play; the oldest pending chunk's send time also covers Twilio running dry
+//! between two chunks of one item.
 //!
 //! Pure: the caller passes its monotonic clock as milliseconds.
 

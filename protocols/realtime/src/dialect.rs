@@ -4,8 +4,8 @@
 //! without the `OpenAI-Beta` header, and Azure's `/openai/v1/realtime`). Beta
 //! is the retired `OpenAI-Beta: realtime=v1` protocol that Azure "preview"
 //! api-versions still speak. The tables below are the whole of
-//! `openai-realtime-beta-to-ga.json` (PROTOCOLS §3.5); a test checks them
-//! against that file. Names not listed are identical in both dialects.
+//! `tests/fixtures/openai-realtime-beta-to-ga.json` (summarised in
+//! docs/protocols.md §3.4); a test checks them against that file. Names not listed are identical in both dialects.
 
 use std::fmt;
 use std::str::FromStr;

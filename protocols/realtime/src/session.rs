@@ -1,5 +1,6 @@
 //! Session configuration: the agent settings a call needs, and the
-//! `session` object of `session.update` in each dialect (PROTOCOLS §3.2).
+//! `session` object of `session.update` in each dialect (docs/protocols.md
+//! §3.2).
 //!
 //! GA nests audio settings (`audio.input.format {type: "audio/pcmu"}`,
 //! `audio.output.voice`, `audio.input.turn_detection`, …), requires

@@ -1,5 +1,5 @@
 //! The `session.update` of a Japanese phone agent, field by field against
-//! PROTOCOLS §3.2 (GA and beta shapes for Twilio µ-law).
+//! the GA and beta shapes for Twilio µ-law (docs/protocols.md §3.2).
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
@@ -72,7 +72,7 @@ fn tools_json() -> Value {
 }
 
 #[test]
-fn ga_matches_protocols_3_2() {
+fn ga_matches_the_documented_shape() {
     let event = encoded(japanese_agent("gpt-realtime", "marin"), Dialect::Ga);
     let expected = json!({"type": "session.update", "session": {
         "type": "realtime",
@@ -115,13 +115,14 @@ fn ga_matches_protocols_3_2() {
 }
 
 #[test]
-fn beta_matches_protocols_3_2() {
+fn beta_matches_the_documented_shape() {
     let event = encoded(
         japanese_agent("gpt-4o-realtime-preview-2024-12-17", "alloy"),
         Dialect::Beta,
     );
-    // §3.2's beta example plus the two beta fields of §3.5 this agent also
-    // sets (speed, input_audio_noise_reduction); no GA-only `truncation`.
+    // The flat beta shape (docs/protocols.md §3.2) plus the two beta fields of
+    // the rename map (§3.4) this agent also sets (speed,
+    // input_audio_noise_reduction); no GA-only `truncation`.
     let expected = json!({"type": "session.update", "session": {
         "model": "gpt-4o-realtime-preview-2024-12-17",
         "instructions": INSTRUCTIONS,

@@ -4,7 +4,7 @@
 //! The crate is pure: bytes or `&str` in, a value or a typed error out. It opens no socket,
 //! reads no clock and spawns nothing, so the sidecar, the control plane and the Twilio
 //! simulator can share it, and every codec is pinned to real samples in `tests/fixtures/`
-//! (copied from the project's `shared/specs`). No input makes it panic: `tests/no_panic.rs`
+//! (`tests/fixtures/README.md` says where each comes from). No input makes it panic: `tests/no_panic.rs`
 //! and the targets in `fuzz/` check that.
 //!
 //! # Layout

@@ -1,4 +1,4 @@
-//! Twilio Media Streams messages on a bidirectional `<Connect><Stream>` (PROTOCOLS §1):
+//! Twilio Media Streams messages on a bidirectional `<Connect><Stream>` (docs/protocols.md §1):
 //! `connected`/`start`/`media`/`mark`/`dtmf`/`stop` from Twilio, `media`/`mark`/`clear` to it.
 //!
 //! It is a codec, not a connection: text in, [`InboundMessage`] or [`ParseError`] out; a
@@ -315,7 +315,7 @@ impl OutboundMessage<'_> {
 
 // === audio arithmetic ===
 
-/// Number of µ-law bytes in a base64 payload, without decoding it (PROTOCOLS §1.4):
+/// Number of µ-law bytes in a base64 payload, without decoding it (docs/protocols.md §1.4):
 /// `len / 4 * 3 − padding`. Unpadded base64 is counted the same way.
 pub fn payload_byte_len(payload_b64: &str) -> u64 {
     let padding = payload_b64

@@ -1,5 +1,6 @@
 //! `X-Twilio-Signature`: computing and checking Twilio's request signature exactly as
-//! PROTOCOLS §2.5 and twilio-python 9.13.0's `RequestValidator` do.
+//! Twilio's webhook-security documentation describes it and twilio-python 9.13.0's
+//! `RequestValidator` implements it (docs/protocols.md §2.5).
 //!
 //! The string signed is the full URL Twilio requested (query included, exactly as
 //! configured), then for form bodies every parameter name immediately followed by its

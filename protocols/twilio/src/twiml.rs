@@ -1,4 +1,4 @@
-//! TwiML builders for the documents Switchboard answers with (PROTOCOLS §2.1): `<Connect>`
+//! TwiML builders for the documents Switchboard answers with (docs/protocols.md §2.1): `<Connect>`
 //! with a `<Stream>` and its `<Parameter>`s, `<Say>`, `<Dial>` to a `<Conference>` or a
 //! `<Number>`, and `<Hangup/>`.
 //!

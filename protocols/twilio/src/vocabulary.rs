@@ -102,7 +102,7 @@ impl<T: for<'a> From<&'a str> + From<String>> serde::de::Visitor<'_> for WireVis
 
 string_enum! {
     /// A call's status: the Call resource's `status` and webhooks' `CallStatus`
-    /// (PROTOCOLS 2.4). `initiated` appears only in callbacks.
+    /// (docs/protocols.md §2.4). `initiated` appears only in callbacks.
     pub enum CallStatus or Unknown {
         /// `queued`: created, waiting to be dialled (e.g. behind the account's CPS limit).
         Queued = "queued",
@@ -138,7 +138,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// Answering-machine detection result: `AnsweredBy` (PROTOCOLS 2.3).
+    /// Answering-machine detection result: `AnsweredBy` (docs/protocols.md §2.3).
     pub enum AnsweredBy or Other {
         /// `human`.
         Human = "human",
@@ -158,7 +158,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// `StreamEvent` of a `<Stream statusCallback>` request (PROTOCOLS 2.1).
+    /// `StreamEvent` of a `<Stream statusCallback>` request (docs/protocols.md §2.1).
     pub enum StreamEvent or Unknown {
         /// `stream-started`.
         Started = "stream-started",
@@ -170,7 +170,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// `StatusCallbackEvent` of a conference status callback request (PROTOCOLS 2.1).
+    /// `StatusCallbackEvent` of a conference status callback request (docs/protocols.md §2.1).
     pub enum ConferenceCallbackEvent or Unknown {
         /// `conference-start`.
         ConferenceStart = "conference-start",

@@ -1,4 +1,4 @@
-//! Form-encoded requests Twilio makes to us (PROTOCOLS §2.1–2.4): the voice webhook, call
+//! Form-encoded requests Twilio makes to us (docs/protocols.md §2.1–2.4): the voice webhook, call
 //! status callbacks, the asynchronous AMD callback, `<Stream>` status callbacks and
 //! conference status callbacks; plus [`form_params`], the body reader signature checks use.
 //!
@@ -16,7 +16,7 @@ use crate::vocabulary::{
     AnsweredBy, CallDirection, CallStatus, ConferenceCallbackEvent, StreamEvent,
 };
 
-/// The voice webhook: Twilio asks what to do with a call and expects TwiML back (§2.2).
+/// The voice webhook: Twilio asks what to do with a call and expects TwiML back (docs/protocols.md §2.2).
 /// Also the part of a call status callback that describes the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -88,7 +88,7 @@ pub struct VoiceWebhook {
     pub to_country: Option<String>,
 }
 
-/// A call status callback (§2.4): the call's parameters plus the progress-event fields.
+/// A call status callback (docs/protocols.md §2.4): the call's parameters plus the progress-event fields.
 /// Callbacks may arrive out of order: order them by `sequence_number`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallStatusCallback {
@@ -169,7 +169,7 @@ pub struct StreamStatusCallback {
     pub timestamp: Option<String>,
 }
 
-/// A `<Conference statusCallback>` request (§2.1). Participant events carry the
+/// A `<Conference statusCallback>` request (docs/protocols.md §2.1). Participant events carry the
 /// participant's fields; `conference-end` carries the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -1,5 +1,5 @@
-//! Unit tests of the playback tracker, with the flaws of PROTOCOLS §4.2 as
-//! regression cases.
+//! Unit tests of the playback tracker, with the flaws of the Twilio samples'
+//! arithmetic (docs/protocols.md §4.2) as regression cases.
 
 use super::*;
 
@@ -50,7 +50,7 @@ fn mark_names_round_trip() {
     }
 }
 
-/// PROTOCOLS §4.3 step 5, replayed from `twilio-media-stream-session.jsonl`:
+/// The worked example of docs/protocols.md §4.3, replayed from `twilio-media-stream-session.jsonl`:
 /// four 100 ms chunks, marks 100 and 200 echoed, clear at t=1335 → 285 ms.
 #[test]
 fn worked_example_from_the_recorded_session() {

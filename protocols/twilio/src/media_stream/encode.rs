@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use super::{InboundMessage, Media, OutboundMessage, Start};
 
 /// Appends our `media` message: `{"event":"media","streamSid":…,"media":{"payload":…}}`,
-/// exactly the minimal shape of PROTOCOLS §1.3.
+/// exactly the minimal shape Twilio asks for (docs/protocols.md §1.3).
 pub fn encode_media(stream_sid: &str, payload_b64: &str, out: &mut String) {
     out.reserve(56 + stream_sid.len() + payload_b64.len());
     out.push_str(r#"{"event":"media","streamSid":"#);
@@ -154,7 +154,7 @@ impl Media<'_> {
 // === impl OutboundMessage ===
 
 impl OutboundMessage<'_> {
-    /// Appends this message in the minimal shape of PROTOCOLS §1.3 (see [`encode_media`],
+    /// Appends this message in the minimal shape of docs/protocols.md §1.3 (see [`encode_media`],
     /// [`encode_mark`], [`encode_clear`]). An unknown message is `{"event":…}`.
     pub fn encode(&self, out: &mut String) {
         match self {

@@ -6,8 +6,8 @@ use quick_xml::Reader;
 use super::*;
 use crate::vocabulary::{Beep, CallProgressEvent, ConferenceEvent};
 
-/// PROTOCOLS §2.1, inbound AI mode, as printed there (indented for reading).
-const PROTOCOLS_CONNECT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+/// docs/protocols.md §2.1, inbound AI mode, as printed there (indented for reading).
+const DOCUMENTED_CONNECT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Response>
   <Connect action="https://sidecar.example.com/api/twilio/connect-done" method="POST">
     <Stream url="wss://sidecar.example.com/api/twilio/media-stream/65a9f001c2b3d4e5f6a7b8c9"
@@ -22,8 +22,8 @@ const PROTOCOLS_CONNECT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 /// What twilio-python 9.13.0 writes for the document above.
 const TWILIO_PYTHON_CONNECT: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect action="https://sidecar.example.com/api/twilio/connect-done" method="POST"><Stream name="ai" statusCallback="https://sidecar.example.com/api/twilio/stream-status" statusCallbackMethod="POST" url="wss://sidecar.example.com/api/twilio/media-stream/65a9f001c2b3d4e5f6a7b8c9"><Parameter name="token" value="v1.eyJ…sig" /><Parameter name="callId" value="65a9f001c2b3d4e5f6a7b8c9" /></Stream></Connect></Response>"#;
 
-/// PROTOCOLS §2.1, conference / hand-off mode, as printed there.
-const PROTOCOLS_CONFERENCE: &str = r#"<Response>
+/// docs/protocols.md §2.1, conference / hand-off mode, as printed there.
+const DOCUMENTED_CONFERENCE: &str = r#"<Response>
   <Say voice="Polly.Joanna" language="en-US">Connecting you to an agent.</Say>
   <Dial action="https://cp.example.com/api/twilio/dial-done" timeout="30" callerId="+14155550100">
     <Conference startConferenceOnEnter="true" endConferenceOnExit="true" beep="false"
@@ -102,11 +102,11 @@ fn conference_matches_twilio_python_byte_for_byte() {
 }
 
 #[test]
-fn documents_are_the_same_xml_as_printed_in_protocols() {
+fn documents_are_the_same_xml_as_printed_in_the_protocols_doc() {
     let ours = connect_example().to_xml().expect("connect");
-    assert_eq!(tree(&ours), tree(PROTOCOLS_CONNECT));
+    assert_eq!(tree(&ours), tree(DOCUMENTED_CONNECT));
     let ours = conference_example().to_xml().expect("conference");
-    assert_eq!(tree(&ours), tree(PROTOCOLS_CONFERENCE));
+    assert_eq!(tree(&ours), tree(DOCUMENTED_CONFERENCE));
 }
 
 #[test]
