@@ -35,7 +35,8 @@
 //! `parse_str`, ~23 %) and our JSON-escape check when writing (`push_json_str` of the
 //! Twilio codec, ~19 %) — then `memmove` (~9 %) and serde field matching. A word-at-a-time
 //! escape check in the codecs' `push_json_str` is the lever if it ever matters;
-//! PERFORMANCE.md puts the relay's cost in the kernel's sockets, not here.
+//! a relay's cost is in the kernel's sockets, not here (docs/media-sidecar.md, "What a call
+//! costs").
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -53,14 +54,15 @@ use switchboard_twilio::media_stream::{
 
 const STREAM_SID: &str = "MZ18ad3ab5b1d2c4e7f8091a2b3c4d5e6f";
 
-/// `from_twilio.start` of shared/specs/twilio-media-stream-examples.json.
+/// `from_twilio.start` of protocols/twilio/tests/fixtures/twilio-media-stream-examples.json.
 const TWILIO_START: &str = r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC0a1b2c3d4e5f60718293a4b5c6d7e8f9","streamSid":"MZ18ad3ab5b1d2c4e7f8091a2b3c4d5e6f","callSid":"CA5f2e9c1b7a3d48e6b0c4f1a2d3e4b5c6","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"token":"v1.eyJjYWxsSWQiOiI2NWE5ZjAwMSJ9.c2lnbmF0dXJl","callId":"65a9f001c2b3d4e5f6a7b8c9"}},"streamSid":"MZ18ad3ab5b1d2c4e7f8091a2b3c4d5e6f"}"#;
 
 /// `from_twilio.media_later` of the same file: a mid-call 20 ms frame (216-char payload,
 /// a 440 Hz tone).
 const TWILIO_MEDIA: &str = r#"{"event":"media","sequenceNumber":"153","media":{"track":"inbound","chunk":"150","timestamp":"2980","payload":"/7+xq6ioqq+960AyKygoKi88YMOzrKioqq672kY0LCgoKS45VMm1rKmoqa24z0w3LSkoKS03TM+4ramoqay1yVQ5LikoKCw0Rtq7rqqoqKyzw2A8LyooKCsyQOu9r6qoqKuxv/8/MSsoKCovPWvAsquoqKqvvOBDMywoKCouOlrGtKyoqKmuudRJNSwpKCktOE/Mt62pqKmtt8xPOC0pKA=="},"streamSid":"MZ18ad3ab5b1d2c4e7f8091a2b3c4d5e6f"}"#;
 
-/// `ga_server["response.output_audio.delta"]` of shared/specs/openai-realtime-examples.json
+/// `ga_server["response.output_audio.delta"]` of
+/// protocols/realtime/tests/fixtures/openai-realtime-examples.json
 /// with its `delta` cut to one 20 ms frame (160 bytes, the payload above).
 const OPENAI_DELTA: &str = r#"{"type":"response.output_audio.delta","event_id":"event_CmXw09","response_id":"resp_CmXwAbc","item_id":"item_CmXwB77","output_index":0,"content_index":0,"delta":"/7+xq6ioqq+960AyKygoKi88YMOzrKioqq672kY0LCgoKS45VMm1rKmoqa24z0w3LSkoKS03TM+4ramoqay1yVQ5LikoKCw0Rtq7rqqoqKyzw2A8LyooKCsyQOu9r6qoqKuxv/8/MSsoKCovPWvAsquoqKqvvOBDMywoKCouOlrGtKyoqKmuudRJNSwpKCktOE/Mt62pqKmtt8xPOC0pKA=="}"#;
 

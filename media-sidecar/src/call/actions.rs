@@ -10,7 +10,8 @@
 //! Each entry of `to_twilio` / `to_openai` is exactly one WebSocket text message, in send
 //! order. A relayed delta yields two adjacent Twilio messages, `media` then its `mark`
 //! (Twilio needs one JSON object per message): feed them all, then flush once
-//! (PERFORMANCE.md). Read next: `core.rs`, which fills these.
+//! (each flush is a syscall, and syscalls are most of a relay's cost: docs/media-sidecar.md,
+//! "What a call costs"). Read next: `core.rs`, which fills these.
 
 use switchboard_proto::v1::{CallError, CallStatus, ConnectRequest, Fallback, HandoffTarget};
 

@@ -14,8 +14,8 @@ use super::{error, ConfigError, ENV_CONTROL_PLANE_URL};
 /// query, fragment or trailing slash.
 ///
 /// Signatures are checked against this URL plus the path the router sees, never against
-/// request headers a proxy may rewrite (PROTOCOLS §2.5 step 6). A proxy that strips a path
-/// prefix must have that prefix here.
+/// request headers a proxy may rewrite (docs/protocols.md §2.5 step 6). A proxy that strips
+/// a path prefix must have that prefix here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicUrl {
     base: String,
@@ -87,7 +87,7 @@ impl PublicUrl {
     }
 
     /// The same URL with the WebSocket scheme (`wss` for an https base, `ws` for http):
-    /// what Twilio signs on the Media Stream upgrade (PROTOCOLS §1.5).
+    /// what Twilio signs on the Media Stream upgrade (docs/protocols.md §1.5).
     pub fn websocket_url(&self, path: &str) -> String {
         let scheme_len = if self.https {
             "https".len()

@@ -4,7 +4,7 @@
 //! Before upgrading, this checks what it can without reading a frame: the call id's
 //! shape (400), the upgrade's `x-twilio-signature` when present — over the `wss://` (or,
 //! for an http public URL, `ws://`) URL rebuilt from `SWITCHBOARD_PUBLIC_URL` and the
-//! path, with no parameters (PROTOCOLS §1.5) — (403 on mismatch), and that the replica
+//! path, with no parameters (docs/protocols.md §1.5) — (403 on mismatch), and that the replica
 //! is not draining (503) unless the call is one it already answered with a stream (the
 //! voice webhook registered it as expected with the drain, and this socket consumes that
 //! expectation). The socket gets small buffers (8 KiB read and write):

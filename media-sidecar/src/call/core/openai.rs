@@ -1,4 +1,5 @@
-//! The OpenAI side of the core: Realtime server events in (PROTOCOLS §3.4), either dialect.
+//! The OpenAI side of the core: Realtime server events in, either dialect (docs/protocols.md
+//! §3.3).
 //!
 //! - `session.created` → `session.update` (the first client event, before any audio),
 //!   then the caller frames buffered meanwhile.
@@ -12,7 +13,7 @@
 //! - audio delta (GA `response.output_audio.delta`, beta `response.audio.delta`) → Twilio
 //!   `media` with the payload untouched, then a `mark` named by [`Playback::push_chunk`];
 //!   deltas of an interrupted response are dropped. The hot path: no DOM, no allocation.
-//! - `input_audio_buffer.speech_started` → barge-in (PROTOCOLS §4.3, [`Playback`]).
+//! - `input_audio_buffer.speech_started` → barge-in (docs/protocols.md §4.3, [`Playback`]).
 //! - transcripts → USER / ASSISTANT items. An assistant transcript is held until its audio
 //!   has played (or was cut), so the item says whether the caller heard all of it.
 //! - `response.done` → usage, and the response's tool calls (`core/tools.rs`).

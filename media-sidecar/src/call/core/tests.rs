@@ -1,6 +1,7 @@
 //! Tests of the call core, driven with real protocol text: Twilio frames from
 //! `twilio-media-stream-session.jsonl` and OpenAI events from
-//! `openai-realtime-examples.json` (both in `tests/fixtures/`, copied from shared/specs).
+//! `openai-realtime-examples.json` (both in `tests/fixtures/`, whose README says where they
+//! come from).
 //! This file holds the harness; the tests are in `tests/*.rs`, one file per concern.
 
 use serde_json::Value;

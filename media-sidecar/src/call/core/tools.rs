@@ -1,8 +1,9 @@
-//! Tool calls: from the model to the control plane and back (ARCHITECTURE "Tools").
+//! Tool calls: from the model to the control plane and back (docs/control-plane.md, "The
+//! call stream").
 //!
 //! Tools run from `response.done`, and only when its status is `completed`:
-//! `response.function_call_arguments.done` also fires for cancelled responses (PROTOCOLS
-//! §3.4), and `response.done.output` names every call in both dialects (beta's
+//! `response.function_call_arguments.done` also fires for cancelled responses
+//! (docs/protocols.md §3.3), and `response.done.output` names every call in both dialects (beta's
 //! `arguments.done` has no `name`). Each call becomes a FUNCTION_CALL item and a `ToolCall`
 //! to the control plane; each `ToolResult` a `function_call_output` to the model and a
 //! FUNCTION_CALL_OUTPUT item. One `response.create` follows once every call of the batch is

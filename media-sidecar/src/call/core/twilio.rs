@@ -1,9 +1,9 @@
-//! The Twilio side of the core: Media Stream frames in (PROTOCOLS §1.2).
+//! The Twilio side of the core: Media Stream frames in (docs/protocols.md §1.2).
 //!
 //! `media` is the hot path: parsed with the payload borrowed from the frame, relayed as
 //! `input_audio_buffer.append` written straight into a reused buffer — no JSON DOM, no
 //! allocation, no logging. Until the OpenAI session is configured, caller frames wait in
-//! a small buffer (never appended before `session.update`, PROTOCOLS §6). `mark` echoes
+//! a small buffer (never appended before `session.update`, docs/protocols.md §3.1). `mark` echoes
 //! feed the playback tracker; `dtmf` becomes a NOTE item; `stop` ends the call. Malformed,
 //! oversized, unknown and foreign-stream frames are counted by reason and skipped, and so
 //! are frames out of the stream's order (anything but `connected` before `start`, a second

@@ -1,4 +1,5 @@
-//! A Japanese agent's settings land where PROTOCOLS §3.2 says, in GA and beta.
+//! A Japanese agent's settings land where the GA and beta `session.update` shapes put them
+//! (docs/protocols.md §3.2).
 
 use serde_json::{json, Value};
 use switchboard_proto::v1::{turn_detection, InputTranscription, Tool as PbTool};

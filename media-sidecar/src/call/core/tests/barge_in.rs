@@ -1,4 +1,5 @@
-//! Barge-in, replayed from the recorded session (PROTOCOLS §4.3 worked example).
+//! Barge-in, replayed from the recorded session (the worked example of docs/protocols.md
+//! §4.3).
 
 use serde_json::{json, Value};
 use switchboard_proto::v1::{ConversationItemKind, ConversationRole};

@@ -1,5 +1,6 @@
 //! The audio path reuses its buffers: once a call has warmed up, relaying a frame writes
-//! into the same `String`s as the frame before (PERFORMANCE.md: no per-frame allocation).
+//! into the same `String`s as the frame before (no per-frame allocation on the
+//! audio path).
 
 use switchboard_realtime::Dialect;
 
