@@ -14,7 +14,7 @@ pub const FRAME_MS: u64 = 20;
 /// Voiced audio needed before speech counts as started, ms.
 pub const MIN_SPEECH_MS: u64 = 2 * FRAME_MS;
 
-/// Server defaults of `server_vad` (PROTOCOLS §3.2).
+/// Server defaults of `server_vad` (docs/protocols.md §3.2).
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
 /// Default `prefix_padding_ms`.
 pub const DEFAULT_PREFIX_PADDING_MS: u32 = 300;

@@ -159,7 +159,7 @@ impl CallSpec {
     }
 
     /// `CallStatus` of the first request: `ringing` for an inbound call, `in-progress` for an
-    /// answered outbound one (PROTOCOLS §2.2).
+    /// answered outbound one (docs/protocols.md §2.2).
     pub(crate) fn first_status(&self) -> CallStatus {
         match self.direction {
             CallDirection::Inbound => CallStatus::Ringing,

@@ -1,5 +1,5 @@
 //! Twilio's playout queue for one Media Stream, as a pure model with an injected clock
-//! (PROTOCOLS §1.3 and §4): what the caller hears, and when each mark is echoed.
+//! (docs/protocols.md §1.3 and §4): what the caller hears, and when each mark is echoed.
 //!
 //! - `media` from the application is appended to a queue. A playhead consumes the queue in
 //!   real time, 8 µ-law bytes per millisecond (125 µs per byte), from the moment audio
@@ -27,7 +27,7 @@ use super::record::as_ms;
 /// Time one µ-law byte plays, in nanoseconds (8000 bytes per second).
 const NANOS_PER_BYTE: u64 = 125_000;
 
-/// Most audio Twilio keeps queued: about ten minutes (PROTOCOLS §1.3, warning 31931).
+/// Most audio Twilio keeps queued: about ten minutes (docs/protocols.md §1.3, warning 31931).
 pub const MAX_QUEUED_BYTES: u64 = 10 * 60 * 8000;
 
 /// The playout queue of one stream, plus what it has played and echoed so far.

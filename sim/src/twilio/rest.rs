@@ -1,5 +1,5 @@
-//! A fake of the Twilio REST endpoints the control plane calls (PROTOCOLS §2.3–2.5), served
-//! by axum on a loopback port: point `SWITCHBOARD_TWILIO_API_URL` at it.
+//! A fake of the Twilio REST endpoints the control plane calls (docs/protocols.md §2.3–2.5),
+//! served by axum on a loopback port: point `SWITCHBOARD_TWILIO_API_URL` at it.
 //!
 //! - `POST/GET /2010-04-01/Accounts/{AccountSid}/Calls.json`: create (form body, `201` +
 //!   the Call resource as JSON) and list calls.

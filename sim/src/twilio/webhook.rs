@@ -1,6 +1,6 @@
-//! Requests Twilio makes to an application, signed as Twilio signs them (PROTOCOLS §2.5):
-//! the voice webhook and other TwiML fetches (`action`, `<Redirect>`, a call's `Url`) and
-//! status callbacks.
+//! Requests Twilio makes to an application, signed as Twilio signs them (docs/protocols.md
+//! §2.5): the voice webhook and other TwiML fetches (`action`, `<Redirect>`, a call's `Url`)
+//! and status callbacks.
 //!
 //! A POST carries the parameters as a form body and is signed over the URL plus the sorted
 //! parameters; a GET carries them in the query string and is signed over the full URL alone.
@@ -100,8 +100,8 @@ pub fn resolve(reference: &str, base: Option<&str>) -> Option<String> {
     base.join(reference).ok().map(String::from)
 }
 
-/// The parameters every request about a call carries (PROTOCOLS §2.2), `Caller`/`Called`
-/// included, as Twilio sends them.
+/// The parameters every request about a call carries (docs/protocols.md §2.2),
+/// `Caller`/`Called` included, as Twilio sends them.
 pub fn voice_webhook(
     call_sid: &str,
     account_sid: &str,

@@ -1,5 +1,5 @@
 //! The WebSocket upgrade request, judged like the real endpoints judge it
-//! (PROTOCOLS §3.1 and §5): which path, which dialect, which model, whose
+//! (docs/protocols.md §3.1): which path, which dialect, which model, whose
 //! key, and which faults the URL asks for. Pure: request in, verdict out.
 //!
 //! | path | dialect | model from |

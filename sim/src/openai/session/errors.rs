@@ -1,6 +1,7 @@
 //! The `error` events the simulator sends, in one place: type, code,
-//! message and param as the real API words them where known (PROTOCOLS
-//! §3.1, §3.3, §3.4 and the issue threads it cites), plausible otherwise.
+//! message and param as the real API words them where known (docs/protocols.md
+//! §3.1 and §3.3, and the public issue threads its sources name), plausible
+//! otherwise.
 
 use switchboard_realtime::server_event::{ErrorDetails, ErrorEvent};
 use switchboard_realtime::{ParseError, ServerEvent};
@@ -136,7 +137,7 @@ impl ApiError {
         )
     }
 
-    /// The error the Twilio samples run into (PROTOCOLS §4.2).
+    /// The error the Twilio samples run into (docs/protocols.md §4.2).
     pub(crate) fn already_shorter(audio_ms: u64, audio_end_ms: u64) -> Self {
         Self::invalid_value(
             format!("Audio content of {audio_ms}ms is already shorter than {audio_end_ms}ms"),
@@ -207,7 +208,7 @@ impl ApiError {
         }
     }
 
-    /// The 60-minute limit (PROTOCOLS §3.1); the socket closes with 1001.
+    /// The 60-minute limit (docs/protocols.md §3.1); the socket closes with 1001.
     pub(crate) fn session_expired() -> Self {
         Self::invalid(
             "session_expired",

@@ -1,7 +1,7 @@
 //! The effective session configuration: the server's defaults at
 //! `session.created`, how a `session.update` merges into it ("fields omitted
-//! from an update keep their value", PROTOCOLS §3.2), and the `session`
-//! object sent back.
+//! from an update keep their value", docs/protocols.md §3.2), and the
+//! `session` object sent back.
 
 use serde_json::Value;
 use switchboard_realtime::{

@@ -254,7 +254,7 @@ fn after_command(command: Command) -> Next {
     }
 }
 
-/// The parameters of every TwiML request for this call (PROTOCOLS §2.2).
+/// The parameters of every TwiML request for this call (docs/protocols.md §2.2).
 fn call_params(spec: &CallSpec, status: CallStatus) -> Vec<(String, String)> {
     let webhook = voice_webhook(
         &spec.call_sid,

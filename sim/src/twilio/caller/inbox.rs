@@ -1,4 +1,4 @@
-//! What the application sends on the stream, taken as Twilio takes it (PROTOCOLS §1.1,
+//! What the application sends on the stream, taken as Twilio takes it (docs/protocols.md §1.1,
 //! §1.3): first judged ([`check`]), then applied to the record and the playout queue
 //! ([`apply`]).
 //!

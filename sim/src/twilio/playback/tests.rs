@@ -195,10 +195,10 @@ fn more_than_ten_minutes_queued_is_refused() {
     assert_eq!(playback.queued_bytes(), MAX_QUEUED_BYTES);
 }
 
-/// The worked example of PROTOCOLS §4.3 (`twilio-media-stream-session.jsonl`), as Twilio
-/// sees it with 25 ms of network delay: four 100 ms chunks, each with a mark, arrive from
-/// ~1025 ms; the clear arrives at 1360 ms, when the caller has heard ~335 ms. (The recorded
-/// session echoes the third mark with the clear; by its own arithmetic that audio had
+/// The worked example of docs/protocols.md §4.3 (`twilio-media-stream-session.jsonl`), as
+/// Twilio sees it with 25 ms of network delay: four 100 ms chunks, each with a mark, arrive
+/// from ~1025 ms; the clear arrives at 1360 ms, when the caller has heard ~335 ms. (The
+/// recorded session echoes the third mark with the clear; by its own arithmetic that audio had
 /// finished at ~1325 ms, which is when this model echoes it.)
 #[test]
 fn the_recorded_barge_in_session_plays_out_as_twilio_did() {

@@ -1,6 +1,6 @@
 //! The life of a call the fake created: queued → ringing → the number's outcome, with the
-//! status callbacks the request asked for (PROTOCOLS §2.4), signed (§2.5) and sent one at a
-//! time, in order, each with the next `SequenceNumber`.
+//! status callbacks the request asked for (docs/protocols.md §2.4), signed (§2.5) and sent one
+//! at a time, in order, each with the next `SequenceNumber`.
 //!
 //! `StatusCallbackEvent`s map to `CallStatus` as Twilio maps them: `initiated` →
 //! `initiated`, `ringing` → `ringing`, `answered` → `in-progress`, `completed` → the final

@@ -1,5 +1,5 @@
-//! Conference participants (PROTOCOLS §2.3): adding one dials its `To` (a call with its own
-//! lifecycle and status callbacks, answered or not per number) into the conference, named
+//! Conference participants (docs/protocols.md §2.3): adding one dials its `To` (a call with its
+//! own lifecycle and status callbacks, answered or not per number) into the conference, named
 //! by `CF…` SID or, on create, by friendly name (created on first use). Participants are
 //! fetched and updated by call SID or label; `DELETE` kicks one; `Status=completed` on the
 //! conference ends it and hangs up everyone.
