@@ -1,8 +1,9 @@
-//! A bare relay, for calibration: the ~120-line Rust relay of PERFORMANCE.md rebuilt on
-//! the project's codecs. One task per call, the Twilio socket and one Realtime socket,
-//! `media` → `input_audio_buffer.append` and audio delta → `media` + `mark` (one flush),
-//! mark echoes read and dropped — and nothing else: no webhook, no token, no control
-//! plane, no barge-in bookkeeping, no transcripts, no metrics.
+//! A bare relay, for calibration: the kind of ~120-line tokio-tungstenite relay that was
+//! measured as a reference before the sidecar was written (README, "The relay under load"),
+//! rebuilt on the project's codecs. One task per call, the Twilio socket and one Realtime
+//! socket, `media` → `input_audio_buffer.append` and audio delta → `media` + `mark` (one
+//! flush), mark echoes read and dropped — and nothing else: no webhook, no token, no
+//! control plane, no barge-in bookkeeping, no transcripts, no metrics.
 //!
 //! Measured on the same harness as the sidecar, the gap between the two is the cost of
 //! the sidecar's real work; the gap between this and the floor is what any relay with a

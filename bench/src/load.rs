@@ -4,8 +4,8 @@
 //! A caller does what Twilio does to the sidecar — the signed voice webhook, the TwiML,
 //! the signed Media Stream upgrade, `connected` and `start` with the TwiML's parameters,
 //! then one 20 ms µ-law `media` frame every 20 ms of real time, and a `mark` echo for
-//! every `mark` the application sends (at once, as the floor measurements in
-//! PERFORMANCE.md do) — and nothing else: no playout model, no recording.
+//! every `mark` the application sends (at once, not after playout: the harness measures
+//! the relay, not Twilio's queue) — and nothing else: no playout model, no recording.
 //!
 //! Every frame carries its identity in the audio ([`FrameId`]): the call's index, the
 //! frame's sequence and the instant it was written. The relay passes the payload through
@@ -248,7 +248,8 @@ async fn connect(validator: &RequestValidator, url: &str) -> Result<Socket, Stri
     let signature = validator.compute::<&str, &str>(url, &[]);
     let header = HeaderValue::from_str(&signature).map_err(|e| e.to_string())?;
     request.headers_mut().insert("x-twilio-signature", header);
-    // Small read buffers, as PERFORMANCE.md advises: tungstenite zero-fills them.
+    // Small read buffers: tungstenite zero-fills its read buffer on reads, and the 128 KiB
+    // default shows up as a large `memset` in a relay's profile.
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(Duration::from_secs(30), connecting).await {

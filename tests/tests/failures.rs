@@ -1,5 +1,5 @@
-//! What the edge promises when a call cannot go the normal way (ARCHITECTURE, "What each
-//! part promises under faults"): media sockets for unknown or ended calls and bad tokens
+//! What the edge promises when a call cannot go the normal way (docs/media-sidecar.md,
+//! "Promises kept under faults"): media sockets for unknown or ended calls and bad tokens
 //! are refused before OpenAI is contacted, a missing agent never crashes anything, a
 //! control plane that is down at call start still leaves the caller a fallback, and bad
 //! Twilio frames and unusable Realtime events are counted and skipped while the call goes

@@ -1,4 +1,4 @@
-//! Faults in the middle of a call (ARCHITECTURE, "What each part promises under
+//! Faults in the middle of a call (docs/media-sidecar.md, "Promises kept under
 //! faults"): OpenAI refusing or dropping the socket sends the live call to the agent's
 //! fallback through Twilio's REST API, and a control plane killed and restarted during a
 //! call loses and duplicates no conversation item while the audio goes on.
