@@ -12,6 +12,10 @@ use std::path::PathBuf;
 
 use switchboard_telemetry::{LogFormat, TelemetryConfig};
 
+mod tls;
+
+pub use tls::TlsConfig;
+
 pub const ENV_GRPC_ADDR: &str = "SWITCHBOARD_GRPC_ADDR";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
 /// A data directory for the embedded store, or a `mongodb://` / `mongodb+srv://` URI.
@@ -23,6 +27,14 @@ pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
 pub const DEFAULT_LOG_FORMAT: &str = "plain";
 /// When set, every RPC but health needs `authorization: Bearer <token>`.
 pub const ENV_API_TOKEN: &str = "SWITCHBOARD_API_TOKEN";
+/// PEM certificate (leaf first, then intermediates) to serve gRPC over TLS with; needs
+/// [`ENV_TLS_KEY`]. Unset: plaintext (loopback, or a mesh that encrypts).
+pub const ENV_TLS_CERT: &str = "SWITCHBOARD_TLS_CERT";
+/// PEM private key of [`ENV_TLS_CERT`].
+pub const ENV_TLS_KEY: &str = "SWITCHBOARD_TLS_KEY";
+/// PEM CA certificate(s): when set, every client must present a certificate they issued
+/// (mutual TLS). Needs [`ENV_TLS_CERT`] and [`ENV_TLS_KEY`].
+pub const ENV_TLS_CLIENT_CA: &str = "SWITCHBOARD_TLS_CLIENT_CA";
 /// The agent that answers calls to numbers no agent owns (optional).
 pub const ENV_DEFAULT_AGENT_ID: &str = "SWITCHBOARD_DEFAULT_AGENT_ID";
 /// When set, tool webhook requests are signed with it (HMAC-SHA256; see `tools`).
@@ -105,6 +117,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
     pub api_token: Option<Secret>,
+    /// `None`: gRPC is served in plaintext.
+    pub tls: Option<TlsConfig>,
     pub default_agent_id: Option<String>,
     pub tool_signing_secret: Option<Secret>,
     pub twilio: TwilioConfig,
@@ -209,6 +223,7 @@ impl Config {
                 ));
             }
         }
+        let tls = tls::parse_tls(&get)?;
         let twilio_api_url =
             get(ENV_TWILIO_API_URL).unwrap_or_else(|| DEFAULT_TWILIO_API_URL.into());
         let parsed = reqwest::Url::parse(&twilio_api_url).map_err(|e| {
@@ -238,6 +253,7 @@ impl Config {
             store,
             telemetry: TelemetryConfig { filter, format },
             api_token: api_token.map(Secret::new),
+            tls,
             default_agent_id: get(ENV_DEFAULT_AGENT_ID),
             tool_signing_secret: get(ENV_TOOL_SIGNING_SECRET).map(Secret::new),
             twilio: TwilioConfig {
@@ -256,6 +272,21 @@ impl Config {
         config.store = StoreConfig::Embedded(dir);
         config.telemetry.filter = "warn".into();
         config
+    }
+
+    /// What an operator must hear at start-up: settings that work but expose something.
+    /// `serve` logs each at warn.
+    pub fn startup_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.api_token.is_some() && self.tls.is_none() && !self.grpc_addr.ip().is_loopback() {
+            warnings.push(format!(
+                "{ENV_API_TOKEN} is set but gRPC is served in plaintext on {}: the token \
+                 crosses the network in clear unless a service mesh encrypts it; set \
+                 {ENV_TLS_CERT} and {ENV_TLS_KEY}",
+                self.grpc_addr
+            ));
+        }
+        warnings
     }
 }
 
@@ -414,6 +445,27 @@ mod tests {
         assert_eq!(config(&[]).unwrap().webhooks, WebhookConfig::default());
         let underivable = config(&[(ENV_VOICE_WEBHOOK_URL, "https://calls.example.com/answer")]);
         assert_eq!(underivable.unwrap_err().variable, ENV_STATUS_WEBHOOK_URL);
+    }
+
+    #[test]
+    fn a_token_served_in_plaintext_beyond_loopback_is_warned_about() {
+        let warned = |vars: &[(&str, &str)]| !config(vars).unwrap().startup_warnings().is_empty();
+        assert!(warned(&[
+            (ENV_API_TOKEN, "tok"),
+            (ENV_GRPC_ADDR, "0.0.0.0:50051")
+        ]));
+        assert!(
+            !warned(&[(ENV_API_TOKEN, "tok")]),
+            "loopback stays on the host"
+        );
+        assert!(
+            !warned(&[(ENV_GRPC_ADDR, "0.0.0.0:50051")]),
+            "no token to leak"
+        );
+        assert!(!warned(&[
+            (ENV_API_TOKEN, "tok"),
+            (ENV_GRPC_ADDR, "[::1]:50051")
+        ]));
     }
 
     #[test]
