@@ -56,7 +56,8 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         ("SWITCHBOARD_PUBLIC_URL", "sidecar.example.com"),
         ("SWITCHBOARD_MAX_CALLS", "0"),
         ("SWITCHBOARD_DRAIN_GRACE", "soon"),
-        ("SWITCHBOARD_CONTROL_PLANE_URL", "https://cp:50051"),
+        ("SWITCHBOARD_CONTROL_PLANE_URL", "grpc://cp:50051"),
+        ("SWITCHBOARD_CONTROL_PLANE_CA_FILE", "/nonexistent/ca.crt"),
     ] {
         let output = sidecar().env(variable, value).output().unwrap();
         assert_eq!(output.status.code(), Some(64), "{variable}={value}");
