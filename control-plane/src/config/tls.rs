@@ -177,6 +177,9 @@ mod tests {
 
     use super::*;
 
+    /// Settings, the variable the error must name, and a word of its reason.
+    type Case<'a> = (&'a [(&'a str, &'a Path)], &'a str, &'a str);
+
     fn tls(vars: &[(&str, &Path)]) -> Result<Option<TlsConfig>, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
@@ -233,7 +236,7 @@ mod tests {
         let not_pem = dir.path().join("not.pem");
         std::fs::write(&not_pem, "hello").unwrap();
 
-        let cases: [(&[(&str, &Path)], &str, &str); 8] = [
+        let cases: [Case<'_>; 8] = [
             (&[(ENV_TLS_CERT, &cert)], ENV_TLS_KEY, "set both"),
             (&[(ENV_TLS_KEY, &key)], ENV_TLS_CERT, "set both"),
             (&[(ENV_TLS_CLIENT_CA, &cert)], ENV_TLS_CLIENT_CA, "need tls"),
