@@ -27,6 +27,9 @@ pub use twilio::{
     ENV_TWILIO_API_URL, ENV_TWILIO_AUTH_TOKEN, ENV_TWILIO_CA_FILE, ENV_VOICE_WEBHOOK_URL,
 };
 pub use warnings::{SIDECAR_STATUS_PATH, SIDECAR_VOICE_PATH};
+mod tls;
+
+pub use tls::TlsConfig;
 
 pub const ENV_GRPC_ADDR: &str = "SWITCHBOARD_GRPC_ADDR";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
@@ -39,6 +42,14 @@ pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
 pub const DEFAULT_LOG_FORMAT: &str = "plain";
 /// When set, every RPC but health needs `authorization: Bearer <token>`.
 pub const ENV_API_TOKEN: &str = "SWITCHBOARD_API_TOKEN";
+/// PEM certificate (leaf first, then intermediates) to serve gRPC over TLS with; needs
+/// [`ENV_TLS_KEY`]. Unset: plaintext (loopback, or a mesh that encrypts).
+pub const ENV_TLS_CERT: &str = "SWITCHBOARD_TLS_CERT";
+/// PEM private key of [`ENV_TLS_CERT`].
+pub const ENV_TLS_KEY: &str = "SWITCHBOARD_TLS_KEY";
+/// PEM CA certificate(s): when set, every client must present a certificate they issued
+/// (mutual TLS). Needs [`ENV_TLS_CERT`] and [`ENV_TLS_KEY`].
+pub const ENV_TLS_CLIENT_CA: &str = "SWITCHBOARD_TLS_CLIENT_CA";
 /// The agent that answers calls to numbers no agent owns (optional).
 pub const ENV_DEFAULT_AGENT_ID: &str = "SWITCHBOARD_DEFAULT_AGENT_ID";
 /// When set, tool webhook requests are signed with it (HMAC-SHA256; see `tools`).
@@ -97,6 +108,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
     pub api_token: Option<Secret>,
+    /// `None`: gRPC is served in plaintext.
+    pub tls: Option<TlsConfig>,
     pub default_agent_id: Option<String>,
     pub tool_signing_secret: Option<Secret>,
     /// [`ENV_TOOL_CA_FILE`].
@@ -203,6 +216,7 @@ impl Config {
                 ));
             }
         }
+        let tls = tls::parse_tls(&get)?;
         let twilio = TwilioConfig::parse(get)?;
         let webhooks = WebhookConfig::parse(
             get(ENV_VOICE_WEBHOOK_URL).as_deref(),
@@ -216,6 +230,7 @@ impl Config {
             store,
             telemetry: TelemetryConfig { filter, format },
             api_token: api_token.map(Secret::new),
+            tls,
             default_agent_id: get(ENV_DEFAULT_AGENT_ID),
             tool_signing_secret: get(ENV_TOOL_SIGNING_SECRET).map(Secret::new),
             tool_ca,
@@ -348,6 +363,27 @@ mod tests {
         assert_eq!(config(&[]).unwrap().webhooks, WebhookConfig::default());
         let underivable = config(&[(ENV_VOICE_WEBHOOK_URL, "https://calls.example.com/answer")]);
         assert_eq!(underivable.unwrap_err().variable, ENV_STATUS_WEBHOOK_URL);
+    }
+
+    #[test]
+    fn a_token_served_in_plaintext_beyond_loopback_is_warned_about() {
+        let warned = |vars: &[(&str, &str)]| !config(vars).unwrap().startup_warnings().is_empty();
+        assert!(warned(&[
+            (ENV_API_TOKEN, "tok"),
+            (ENV_GRPC_ADDR, "0.0.0.0:50051")
+        ]));
+        assert!(
+            !warned(&[(ENV_API_TOKEN, "tok")]),
+            "loopback stays on the host"
+        );
+        assert!(
+            !warned(&[(ENV_GRPC_ADDR, "0.0.0.0:50051")]),
+            "no token to leak"
+        );
+        assert!(!warned(&[
+            (ENV_API_TOKEN, "tok"),
+            (ENV_GRPC_ADDR, "[::1]:50051")
+        ]));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use switchboard_proto::v1::handoff_service_server::HandoffServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Config, StoreConfig};
 use crate::grpc::agents::AgentsApi;
@@ -42,6 +42,9 @@ use crate::grpc::handoff::HandoffApi;
 use crate::grpc::sessions::SessionsApi;
 use crate::grpc::Services;
 use crate::store::{EmbeddedStore, Store, StoreError};
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the control plane could not run.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,15 @@ pub async fn serve_with_store(
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
         webhooks: config.webhooks.clone(),
     };
+    let mut server = Server::builder();
+    match &config.tls {
+        Some(tls) => {
+            server = server.tls_config(server_tls(tls))?;
+            let mode = if tls.is_mutual() { "mutual" } else { "server" };
+            tracing::info!(tls = mode, cert = %tls.cert_path.display(), "grpc served over tls");
+        }
+        None => tracing::info!(tls = "off", "grpc served in plaintext"),
+    }
     let auth = BearerAuth::new(config.api_token.as_ref().map(config::Secret::expose));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -129,7 +141,7 @@ pub async fn serve_with_store(
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
     };
-    Server::builder()
+    server
         // One span per RPC, named by its method; handlers add their own fields.
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         // Sidecars keep one connection for many call streams: detect dead peers.
@@ -158,6 +170,20 @@ pub async fn serve_with_store(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// tonic's TLS settings from the checked files. With a client CA, a client without a
+/// certificate it issued fails the handshake: no RPC, health included, is reachable.
+fn server_tls(tls: &config::TlsConfig) -> ServerTlsConfig {
+    let identity = Identity::from_pem(&tls.cert_pem, tls.key_pem.expose());
+    let server = ServerTlsConfig::new()
+        .identity(identity)
+        // Handshakes run concurrently, one task each: bound how long a silent client holds one.
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    match &tls.client_ca {
+        Some((_, ca_pem)) => server.client_ca_root(Certificate::from_pem(ca_pem)),
+        None => server,
+    }
 }
 
 /// Puts a service behind the bearer-token check.

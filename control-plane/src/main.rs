@@ -7,6 +7,8 @@ use switchboard_control_plane::config::{Config, Flags};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One crypto provider for every TLS config in the process, chosen before any is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let flags = Flags::parse();
     let config = match Config::from_env(&flags) {
         Ok(config) => config,

@@ -70,6 +70,18 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         .unwrap();
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("TWILIO_API_SECRET"));
+
+    let output = control_plane()
+        .env("SWITCHBOARD_TLS_CERT", "/nonexistent/tls.crt")
+        .env("SWITCHBOARD_TLS_KEY", "/nonexistent/tls.key")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SWITCHBOARD_TLS_CERT: cannot read /nonexistent/tls.crt"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ use switchboard_sim::twilio::{
 };
 
 pub use agent::AgentFile;
-pub use services::ControlPlane;
+pub use services::{ClientTls, ControlPlane};
 use services::{Grpc, Services, Setup, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 pub use summary::{CallKind, CallSummary, DataLocation, Summary, TranscriptLine};
 
@@ -42,6 +42,8 @@ pub struct Options {
     pub control_plane: ControlPlane,
     /// Bearer token for the control plane's API.
     pub token: Option<String>,
+    /// TLS files for an external `https://` control plane.
+    pub tls: ClientTls,
     /// The agent to create.
     pub agent: AgentFile,
     /// Print a progress line every second.
@@ -115,6 +117,7 @@ pub async fn run(
     let setup = Setup {
         control_plane: options.control_plane.clone(),
         token: options.token.clone(),
+        tls: options.tls.clone(),
         outcomes,
     };
     let services = Services::start(&setup).await?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard_demo::{run, AgentFile, ControlPlane, Options};
+use switchboard_demo::{run, AgentFile, ClientTls, ControlPlane, Options};
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "Switchboard on one machine")]
@@ -29,11 +29,21 @@ enum Command {
         /// store (the database is the URI's path, default `switchboard`).
         #[arg(long, value_name = "URI", value_parser = mongodb_uri, conflicts_with = "control_plane")]
         mongodb: Option<String>,
-        /// Use the control plane already running at this URL (plaintext gRPC) instead of
-        /// starting one. It places calls through its own Twilio account, so every call
-        /// dials in: outbound calls are skipped.
+        /// Use the control plane already running at this URL (`http://` for plaintext gRPC,
+        /// `https://` for TLS) instead of starting one. It places calls through its own
+        /// Twilio account, so every call dials in: outbound calls are skipped.
         #[arg(long, value_name = "URL", value_parser = http_url)]
         control_plane: Option<String>,
+        /// CA certificate (PEM) to trust for an https:// control plane, besides the public
+        /// and the system's roots.
+        #[arg(long, value_name = "FILE", requires = "control_plane")]
+        control_plane_ca: Option<PathBuf>,
+        /// Client certificate (PEM) for a control plane that requires one (mutual TLS).
+        #[arg(long, value_name = "FILE", requires_all = ["control_plane", "control_plane_key"])]
+        control_plane_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "control_plane_cert")]
+        control_plane_key: Option<PathBuf>,
         /// Bearer token for the control plane's API (the in-process one then requires it).
         #[arg(
             long,
@@ -60,9 +70,16 @@ fn mongodb_uri(value: &str) -> Result<String, String> {
 }
 
 fn http_url(value: &str) -> Result<String, String> {
-    match value.strip_prefix("http://") {
+    let host = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    match host {
         Some(host) if !host.is_empty() => Ok(value.to_owned()),
-        _ => Err("must be an http:// URL such as http://127.0.0.1:50051 (plaintext gRPC)".into()),
+        _ => Err(
+            "must be an http:// or https:// URL such as http://127.0.0.1:50051 or \
+             https://control-plane.example.com:50051"
+                .into(),
+        ),
     }
 }
 
@@ -73,6 +90,9 @@ async fn main() -> ExitCode {
         data,
         mongodb,
         control_plane,
+        control_plane_ca,
+        control_plane_cert,
+        control_plane_key,
         control_plane_token,
         agent,
         log,
@@ -103,6 +123,11 @@ async fn main() -> ExitCode {
         calls,
         control_plane,
         token: control_plane_token.filter(|t| !t.is_empty()),
+        tls: ClientTls {
+            ca_file: control_plane_ca,
+            client_cert: control_plane_cert,
+            client_key: control_plane_key,
+        },
         agent,
         progress: true,
     };

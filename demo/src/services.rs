@@ -47,8 +47,22 @@ pub enum ControlPlane {
     Embedded(PathBuf),
     /// In this process, on MongoDB at this URI (never printed: it may hold credentials).
     Mongo(String),
-    /// Already running at this `http://` URL; it keeps its own store and Twilio account.
+    /// Already running at this `http://` or `https://` URL; it keeps its own store and
+    /// Twilio account.
     External(String),
+}
+
+/// How to reach an external `https://` control plane beyond the public and platform
+/// roots: the sidecar's `SWITCHBOARD_CONTROL_PLANE_*` TLS settings, which the demo's own
+/// client uses too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// A private CA's certificate (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a control plane that requires one (mutual TLS).
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key: Option<PathBuf>,
 }
 
 /// What to start.
@@ -57,6 +71,8 @@ pub struct Setup {
     pub control_plane: ControlPlane,
     /// Bearer token for the control plane's API; the in-process one then requires it.
     pub token: Option<String>,
+    /// TLS files for an external `https://` control plane.
+    pub tls: ClientTls,
     /// How the numbers the fake Twilio dials answer (the outbound callees).
     pub outcomes: Outcomes,
 }
@@ -269,10 +285,32 @@ impl Services {
         if let Some(token) = &setup.token {
             values.insert(sidecar::config::ENV_API_TOKEN, token.clone());
         }
-        // The config reads the CA file now; the file is gone when `ca_file` drops.
+        let tls_files = [
+            (
+                sidecar::config::ENV_CONTROL_PLANE_CA_FILE,
+                &setup.tls.ca_file,
+            ),
+            (
+                sidecar::config::ENV_CONTROL_PLANE_CLIENT_CERT,
+                &setup.tls.client_cert,
+            ),
+            (
+                sidecar::config::ENV_CONTROL_PLANE_CLIENT_KEY,
+                &setup.tls.client_key,
+            ),
+        ];
+        for (variable, file) in tls_files {
+            if let Some(file) = file {
+                values.insert(variable, file.display().to_string());
+            }
+        }
+        // The config reads the CA files now; the demo's CA file is gone when `ca_file` drops.
         let config = sidecar::config::Config::from_lookup(|name| values.get(name).cloned())
             .context("sidecar config")?;
         drop(ca_file);
+        // The demo's client reaches the control plane exactly as the sidecar does.
+        let endpoint =
+            sidecar::control::endpoint(&config.control_plane).context("control plane client")?;
         let listeners = sidecar::Listeners { http, admin };
         let sidecar = Stoppable::spawn(|shutdown| {
             sidecar::serve(
@@ -283,8 +321,7 @@ impl Services {
             )
         });
 
-        let channel = Channel::from_shared(control_plane_url.clone())
-            .context("control plane url")?
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
@@ -301,7 +338,10 @@ impl Services {
             voice_url,
             metrics_url: format!("http://{admin_addr}/metrics"),
             channel: InterceptedService::new(channel, BearerToken(token)),
-            control_plane_addr: control_plane_url.trim_start_matches("http://").to_owned(),
+            control_plane_addr: control_plane_url
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .to_owned(),
             places_calls: control_plane.is_some(),
             data,
             control_plane,

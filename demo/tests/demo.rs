@@ -14,6 +14,7 @@ fn options(control_plane: ControlPlane, calls: usize) -> Options {
         calls,
         control_plane,
         token: None,
+        tls: Default::default(),
         agent: AgentFile::parse(switchboard_demo::agent::SAMPLE_AGENT).unwrap(),
         progress: false,
     }
@@ -217,6 +218,72 @@ async fn with_an_external_control_plane_every_call_dials_in_with_the_token() {
     server.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_control_plane_is_reached_over_mutual_tls_with_a_private_ca() {
+    use switchboard_control_plane::config::{Config, ENV_TLS_CERT, ENV_TLS_CLIENT_CA, ENV_TLS_KEY};
+    use switchboard_demo::ClientTls;
+    use switchboard_sim::tls::TestCa;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("demo test CA");
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let (cert, key) = ca.issue_for_loopback().write(dir.path(), "cp").unwrap();
+    let (client_cert, client_key) = ca.issue(&["demo"]).write(dir.path(), "demo").unwrap();
+    let tls_vars = [
+        (ENV_TLS_CERT, cert),
+        (ENV_TLS_KEY, key),
+        (ENV_TLS_CLIENT_CA, ca_file.clone()),
+    ];
+    let tls = Config::from_lookup(|name| {
+        let (_, path) = tls_vars.iter().find(|(var, _)| *var == name)?;
+        Some(path.display().to_string())
+    })
+    .unwrap()
+    .tls;
+    let mut config = Config::for_test(dir.path().join("data"));
+    config.tls = tls;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(switchboard_control_plane::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let untrusted = run(
+        options(ControlPlane::External(url.clone()), 1),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{untrusted:#}").contains("connect to the control plane"),
+        "{untrusted:#}"
+    );
+
+    let summary = run(
+        Options {
+            tls: ClientTls {
+                ca_file: Some(ca_file),
+                client_cert: Some(client_cert),
+                client_key: Some(client_key),
+            },
+            ..options(ControlPlane::External(url.clone()), 1)
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    use pb::CallDirection::Inbound;
+    assert_ran(&summary, &[Inbound, Inbound]);
+    assert_eq!(summary.data, DataLocation::External { url });
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
 fn switchboard(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
@@ -263,8 +330,12 @@ fn flags_that_exclude_each_other_are_refused_with_a_clear_message() {
             "must be a mongodb:// or mongodb+srv:// URI",
         ),
         (
-            vec!["demo", "--control-plane", "https://cp.example.com"],
-            "must be an http:// URL",
+            vec!["demo", "--control-plane", "grpc://cp.example.com"],
+            "must be an http:// or https:// URL",
+        ),
+        (
+            vec!["demo", "--control-plane-ca", "/tmp/ca.crt"],
+            "--control-plane <URL>",
         ),
     ];
     for (args, message) in refused {

@@ -39,9 +39,19 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 /// `/healthz`, `/readyz` and `/metrics`.
 pub const ENV_ADMIN_ADDR: &str = "SWITCHBOARD_ADMIN_ADDR";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
-/// The control plane's gRPC endpoint (`http://` only: TLS comes from the mesh).
+/// The control plane's gRPC endpoint: `http://` (loopback, or a mesh that encrypts) or
+/// `https://` (verified against the webpki roots, the platform's roots and
+/// [`ENV_CONTROL_PLANE_CA_FILE`]; the TLS server name is the URL's host).
 pub const ENV_CONTROL_PLANE_URL: &str = "SWITCHBOARD_CONTROL_PLANE_URL";
 pub const DEFAULT_CONTROL_PLANE_URL: &str = "http://127.0.0.1:50051";
+/// PEM CA certificate(s) trusted for an `https://` control plane besides the webpki and
+/// platform roots (a private CA). Unset: those roots only.
+pub const ENV_CONTROL_PLANE_CA_FILE: &str = "SWITCHBOARD_CONTROL_PLANE_CA_FILE";
+/// PEM client certificate presented to an `https://` control plane that asks for one
+/// (mutual TLS); needs [`ENV_CONTROL_PLANE_CLIENT_KEY`].
+pub const ENV_CONTROL_PLANE_CLIENT_CERT: &str = "SWITCHBOARD_CONTROL_PLANE_CLIENT_CERT";
+/// PEM private key of [`ENV_CONTROL_PLANE_CLIENT_CERT`].
+pub const ENV_CONTROL_PLANE_CLIENT_KEY: &str = "SWITCHBOARD_CONTROL_PLANE_CLIENT_KEY";
 /// The base URL Twilio uses to reach this sidecar: signatures are checked against it and
 /// the `<Stream url>` is built from it.
 pub const ENV_PUBLIC_URL: &str = "SWITCHBOARD_PUBLIC_URL";
@@ -157,10 +167,15 @@ pub struct Config {
 /// How to reach the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlPlaneConfig {
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     pub url: String,
     /// Sent as `authorization: Bearer <token>` when set.
     pub api_token: Option<Secret>,
+    /// [`ENV_CONTROL_PLANE_CA_FILE`], checked at start-up; `https://` only.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// [`ENV_CONTROL_PLANE_CLIENT_CERT`] and [`ENV_CONTROL_PLANE_CLIENT_KEY`] (certificate,
+    /// key), checked to belong together at start-up; `https://` only.
+    pub client_identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub connect_timeout: Duration,
     /// Deadline of each unary RPC (not of the per-call stream).
     pub request_timeout: Duration,
@@ -346,12 +361,16 @@ impl Config {
         if let Some(token) = &api_token {
             check_token(ENV_API_TOKEN, token)?;
         }
+        let control_plane_url = parse_control_plane_url(&or_default(
+            ENV_CONTROL_PLANE_URL,
+            DEFAULT_CONTROL_PLANE_URL,
+        ))?;
+        let (ca_file, client_identity) = parse::parse_control_plane_tls(&get, &control_plane_url)?;
         let control_plane = ControlPlaneConfig {
-            url: parse_control_plane_url(&or_default(
-                ENV_CONTROL_PLANE_URL,
-                DEFAULT_CONTROL_PLANE_URL,
-            ))?,
+            url: control_plane_url,
             api_token: api_token.map(Secret::new),
+            ca_file,
+            client_identity,
             connect_timeout: CONTROL_PLANE_CONNECT_TIMEOUT,
             request_timeout: CONTROL_PLANE_REQUEST_TIMEOUT,
         };
@@ -488,6 +507,17 @@ impl Config {
             warnings.push(format!(
                 "{ENV_TLS_CERT} is set but {ENV_PUBLIC_URL} is http://: Twilio would be sent \
                  ws:// stream URLs for a port that speaks TLS"
+            ));
+        }
+        let control_plane = &self.control_plane;
+        if control_plane.api_token.is_some()
+            && control_plane.url.starts_with("http://")
+            && !parse::is_loopback_url(&control_plane.url)
+        {
+            warnings.push(format!(
+                "{ENV_API_TOKEN} is set but {ENV_CONTROL_PLANE_URL} is plaintext http:// to \
+                 another host: the token crosses the network in clear unless a service mesh \
+                 encrypts it; use https://"
             ));
         }
         warnings

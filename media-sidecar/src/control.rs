@@ -7,6 +7,12 @@
 //! keepalives so a dead peer is noticed during a quiet call. Every request carries
 //! `authorization: Bearer <SWITCHBOARD_API_TOKEN>` when the token is set.
 //!
+//! An `https://` URL is served over TLS (rustls, ring): the control plane's certificate
+//! must chain to the webpki roots, the platform's roots (a corporate CA installed in the
+//! image works) or `SWITCHBOARD_CONTROL_PLANE_CA_FILE`, for the URL's host; a client
+//! certificate is presented when one is configured (mutual TLS). The files were checked
+//! by `config`; they are read again here, when the client is built.
+//!
 //! Unary RPCs get a deadline ([`ControlPlaneConfig::request_timeout`]), both as
 //! `grpc-timeout` and enforced here, because a webhook must be answered long before
 //! Twilio's 15 s timeout. The `Connect` stream has none: it lives as long as its call.
@@ -25,7 +31,7 @@ use switchboard_proto::v1::{
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status, Streaming};
 
 use crate::config::ControlPlaneConfig;
@@ -58,6 +64,17 @@ pub enum ControlError {
     /// The API token cannot go into a header.
     #[error("the control plane api token is not a valid header value")]
     InvalidToken,
+    /// A TLS file could not be read (it was readable when the config was checked).
+    #[error("control plane tls: cannot read {path}: {source}")]
+    ReadTls {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// tonic refused the TLS settings.
+    #[error("control plane tls: {0}")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// Adds `authorization: Bearer <token>` to every request.
@@ -69,17 +86,7 @@ struct BearerToken(Option<MetadataValue<Ascii>>);
 impl ControlPlane {
     /// A client for `config.url`. Does not connect: the first RPC does.
     pub fn new(config: &ControlPlaneConfig) -> Result<Self, ControlError> {
-        let invalid = |reason: String| ControlError::InvalidUrl {
-            url: config.url.clone(),
-            reason,
-        };
-        let endpoint = Endpoint::from_shared(config.url.clone())
-            .map_err(|e| invalid(e.to_string()))?
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
+        let endpoint = endpoint(config)?;
         let token = match &config.api_token {
             Some(token) => Some(
                 MetadataValue::try_from(format!("Bearer {}", token.expose()))
@@ -135,6 +142,7 @@ impl ControlPlane {
             .connect(Request::new(outbound))
             .await
             .map(tonic::Response::into_inner)
+            .map_err(explained)
     }
 
     fn unary<T>(&self, message: T) -> Request<T> {
@@ -149,7 +157,7 @@ impl ControlPlane {
         call: impl Future<Output = Result<tonic::Response<T>, Status>>,
     ) -> Result<T, Status> {
         match tokio::time::timeout(self.request_timeout, call).await {
-            Ok(result) => result.map(tonic::Response::into_inner),
+            Ok(result) => result.map(tonic::Response::into_inner).map_err(explained),
             Err(_) => Err(Status::deadline_exceeded(format!(
                 "control plane did not answer within {:?}",
                 self.request_timeout
@@ -165,6 +173,85 @@ impl fmt::Debug for ControlPlane {
             .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// The endpoint `config` describes: timeouts, keepalives and, for `https://`, TLS. Other
+/// clients of the same control plane (the demo) build their channel from it too.
+pub fn endpoint(config: &ControlPlaneConfig) -> Result<Endpoint, ControlError> {
+    let endpoint = Endpoint::from_shared(config.url.clone())
+        .map_err(|e| ControlError::InvalidUrl {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    if endpoint.uri().scheme_str() != Some("https") {
+        return Ok(endpoint);
+    }
+    let host = endpoint.uri().host().unwrap_or_default();
+    // The server name is the URL's host; an IPv6 literal comes without its brackets.
+    let server_name = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let mut tls = ClientTlsConfig::new()
+        .domain_name(server_name)
+        .with_webpki_roots();
+    if let Some(ca_file) = &config.ca_file {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca_file)?));
+    }
+    if let Some((cert, key)) = &config.client_identity {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    // tonic refuses the native roots when the platform has none (an image without a CA
+    // bundle); the webpki roots and the CA file are then still worth using.
+    match endpoint.clone().tls_config(tls.clone().with_native_roots()) {
+        Ok(endpoint) => Ok(endpoint),
+        Err(native) => {
+            tracing::warn!(error = %error_chain(&native), "no usable platform ca certificates; trusting the webpki roots and the control plane ca file only");
+            endpoint.tls_config(tls).map_err(ControlError::Tls)
+        }
+    }
+}
+
+/// A status made from a connection failure carries the reason (refused, an unknown
+/// certificate issuer, …) only as its error source, which logs of `message()` miss:
+/// fold the chain into the message.
+fn explained(status: Status) -> Status {
+    let Some(source) = std::error::Error::source(&status) else {
+        return status;
+    };
+    let chain = error_chain(source);
+    if status.message().contains(&chain) {
+        return status;
+    }
+    Status::new(status.code(), format!("{}: {chain}", status.message()))
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, ControlError> {
+    std::fs::read(path).map_err(|source| ControlError::ReadTls {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// `error` and its sources, `: `-separated: a TLS failure's reason (an unknown issuer, a
+/// name mismatch) is several sources deep.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 // === impl BearerToken ===

@@ -12,6 +12,8 @@ use switchboard_media_sidecar::{serve, Listeners};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
+    // One crypto provider (ring) for every TLS config in the process, chosen before any.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(e) => {

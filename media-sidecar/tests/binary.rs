@@ -63,7 +63,8 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
             "ftp://contoso.openai.azure.com",
         ),
         ("SWITCHBOARD_OPENAI_CA_FILE", "/nonexistent/ca.pem"),
-        ("SWITCHBOARD_CONTROL_PLANE_URL", "https://cp:50051"),
+        ("SWITCHBOARD_CONTROL_PLANE_URL", "grpc://cp:50051"),
+        ("SWITCHBOARD_CONTROL_PLANE_CA_FILE", "/nonexistent/ca.crt"),
     ] {
         let output = sidecar().env(variable, value).output().unwrap();
         assert_eq!(output.status.code(), Some(64), "{variable}={value}");

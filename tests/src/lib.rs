@@ -10,6 +10,10 @@
 //! The Realtime leg runs over TLS, as in production: [`openai_sim`] serves `wss://`
 //! with a certificate of a private CA ([`test_ca`]) that the sidecar trusts only
 //! through `SWITCHBOARD_OPENAI_CA_FILE`.
+//!
+//! With [`HarnessOptions::control_plane_tls`] the
+//! control plane serves gRPC over TLS (mutual, if asked) with certificates from a private
+//! CA, and the sidecar and the harness's own clients reach it at `https://localhost`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -20,8 +24,8 @@ use std::time::{Duration, Instant};
 use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
 use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
 use switchboard_sim::openai::{OpenAiSim, SimConfig};
-use switchboard_sim::tls::TestCa;
-use tonic::transport::Channel;
+use switchboard_sim::tls::{IssuedCert, TestCa};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// Account and token the simulated Twilio signs with, and the sidecar checks.
 pub const ACCOUNT_SID: &str = "AC0000000000000000000000000000e2e0";
@@ -195,6 +199,88 @@ pub struct HarnessOptions {
     pub openai_ca_untrusted: bool,
     /// Run this sidecar executable instead of the workspace's.
     pub sidecar_binary: Option<PathBuf>,
+    /// gRPC over TLS between the sidecar (and the harness) and the control plane.
+    pub control_plane_tls: Option<ControlPlaneTls>,
+}
+
+impl HarnessOptions {
+    /// Serves the control plane's gRPC over TLS with `tls`'s certificates.
+    pub fn control_plane_tls(mut self, tls: ControlPlaneTls) -> Self {
+        self.control_plane_tls = Some(tls);
+        self
+    }
+}
+
+/// Environment variables of a process.
+type Env = Vec<(&'static str, String)>;
+
+/// Certificates for a control plane serving TLS, all from one private CA: what the
+/// control plane presents, and, for mutual TLS, what its clients present.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneTls {
+    /// The CA, PEM: the sidecar trusts it through `SWITCHBOARD_CONTROL_PLANE_CA_FILE`.
+    pub ca_pem: String,
+    /// The control plane's certificate, for `localhost` and the loopback addresses.
+    pub server: IssuedCert,
+    /// For mutual TLS: the client certificate the sidecar and the harness present. The
+    /// control plane then requires one from the same CA.
+    pub client: Option<IssuedCert>,
+}
+
+impl ControlPlaneTls {
+    /// Server-side TLS: clients verify the control plane, which asks them for nothing.
+    pub fn server(ca: &TestCa) -> Self {
+        ControlPlaneTls {
+            ca_pem: ca.ca_pem(),
+            server: ca.issue_for_loopback(),
+            client: None,
+        }
+    }
+
+    /// Mutual TLS: clients need a certificate from `ca` too.
+    pub fn mutual(ca: &TestCa) -> Self {
+        ControlPlaneTls {
+            client: Some(ca.issue(&["sidecar-e2e"])),
+            ..ControlPlaneTls::server(ca)
+        }
+    }
+
+    /// Writes the PEM files into `dir`; returns the control plane's and the sidecar's
+    /// environment.
+    fn write(&self, dir: &std::path::Path) -> (Env, Env) {
+        let path = |p: PathBuf| p.display().to_string();
+        let ca = dir.join("control-plane-ca.crt");
+        std::fs::write(&ca, &self.ca_pem).expect("write the ca");
+        let (cert, key) = self
+            .server
+            .write(dir, "control-plane")
+            .expect("write the server certificate");
+        let mut control_plane = vec![
+            ("SWITCHBOARD_TLS_CERT", path(cert)),
+            ("SWITCHBOARD_TLS_KEY", path(key)),
+        ];
+        let mut sidecar = vec![("SWITCHBOARD_CONTROL_PLANE_CA_FILE", path(ca.clone()))];
+        if let Some(client) = &self.client {
+            let (cert, key) = client
+                .write(dir, "sidecar")
+                .expect("write the client certificate");
+            control_plane.push(("SWITCHBOARD_TLS_CLIENT_CA", path(ca)));
+            sidecar.push(("SWITCHBOARD_CONTROL_PLANE_CLIENT_CERT", path(cert)));
+            sidecar.push(("SWITCHBOARD_CONTROL_PLANE_CLIENT_KEY", path(key)));
+        }
+        (control_plane, sidecar)
+    }
+
+    /// A client TLS config trusting the CA, presenting the client certificate if any.
+    pub fn client_config(&self) -> ClientTlsConfig {
+        let tls = ClientTlsConfig::new()
+            .domain_name("localhost")
+            .ca_certificate(Certificate::from_pem(&self.ca_pem));
+        match &self.client {
+            Some(client) => tls.identity(Identity::from_pem(&client.cert_pem, &client.key_pem)),
+            None => tls,
+        }
+    }
 }
 
 /// The private certificate authority of the e2e tests: the TLS servers they start
@@ -240,6 +326,9 @@ pub struct Harness {
     pub control_plane: Process,
     pub control_plane_addr: SocketAddr,
     pub control_plane_env: Vec<(&'static str, String)>,
+    /// How clients reach the control plane: `http://127.0.0.1:…`, or
+    /// `https://localhost:…` with TLS.
+    pub control_plane_url: String,
     pub sidecar: Process,
     pub sidecar_http: SocketAddr,
     pub sidecar_admin: SocketAddr,
@@ -289,6 +378,15 @@ impl Harness {
         if let Some(url) = options.twilio_api_url {
             control_plane_env.push(("SWITCHBOARD_TWILIO_API_URL", url));
         }
+        let (control_plane_url, sidecar_tls_env) = match &options.control_plane_tls {
+            Some(tls) => {
+                let (server_env, client_env) = tls.write(dir.path());
+                control_plane_env.extend(server_env);
+                let url = format!("https://localhost:{}", control_plane_addr.port());
+                (url, client_env)
+            }
+            None => (format!("http://{control_plane_addr}"), Vec::new()),
+        };
         control_plane_env.extend(options.control_plane_env);
         let control_plane = Process::start(
             "control-plane",
@@ -302,10 +400,7 @@ impl Harness {
         let mut sidecar_env = vec![
             ("SWITCHBOARD_HTTP_ADDR", sidecar_http.to_string()),
             ("SWITCHBOARD_ADMIN_ADDR", sidecar_admin.to_string()),
-            (
-                "SWITCHBOARD_CONTROL_PLANE_URL",
-                format!("http://{control_plane_addr}"),
-            ),
+            ("SWITCHBOARD_CONTROL_PLANE_URL", control_plane_url.clone()),
             ("SWITCHBOARD_PUBLIC_URL", format!("http://{sidecar_http}")),
             ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
             ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
@@ -324,6 +419,7 @@ impl Harness {
             std::fs::write(&ca_file, test_ca().ca_pem()).expect("write the test CA");
             sidecar_env.push(("SWITCHBOARD_OPENAI_CA_FILE", ca_file.display().to_string()));
         }
+        sidecar_env.extend(sidecar_tls_env);
         sidecar_env.extend(options.sidecar_env);
         let sidecar_binary = options
             .sidecar_binary
@@ -335,8 +431,13 @@ impl Harness {
             sidecar_http,
             dir.path(),
         );
-        let channel = Channel::from_shared(format!("http://{control_plane_addr}"))
-            .expect("valid uri")
+        let mut endpoint = Channel::from_shared(control_plane_url.clone()).expect("valid uri");
+        if let Some(tls) = &options.control_plane_tls {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .expect("a usable client tls config");
+        }
+        let channel = endpoint
             .connect()
             .await
             .expect("the control plane accepts connections");
@@ -345,6 +446,7 @@ impl Harness {
             control_plane,
             control_plane_addr,
             control_plane_env,
+            control_plane_url,
             sidecar,
             sidecar_http,
             sidecar_admin,

@@ -12,7 +12,7 @@ use super::twilio::{
     DEFAULT_TWILIO_API_URL, ENV_STATUS_WEBHOOK_URL, ENV_TWILIO_ACCOUNT_SID, ENV_TWILIO_API_KEY,
     ENV_TWILIO_API_URL, ENV_TWILIO_AUTH_TOKEN, ENV_VOICE_WEBHOOK_URL,
 };
-use super::{Config, ENV_TOOL_SIGNING_SECRET};
+use super::{Config, ENV_API_TOKEN, ENV_TLS_CERT, ENV_TLS_KEY, ENV_TOOL_SIGNING_SECRET};
 
 /// The media sidecar's voice route, the path the voice webhook URL should end with.
 pub const SIDECAR_VOICE_PATH: &str = "/api/twilio/voice";
@@ -24,6 +24,14 @@ impl Config {
     /// each naming the variable; empty when nothing looks wrong.
     pub fn startup_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        if self.api_token.is_some() && self.tls.is_none() && !self.grpc_addr.ip().is_loopback() {
+            warnings.push(format!(
+                "{ENV_API_TOKEN} is set but gRPC is served in plaintext on {}: the token \
+                 crosses the network in clear unless a service mesh encrypts it; set \
+                 {ENV_TLS_CERT} and {ENV_TLS_KEY}",
+                self.grpc_addr
+            ));
+        }
         let twilio = &self.twilio;
         let real_twilio = twilio.api_url == DEFAULT_TWILIO_API_URL;
         let has_credentials = twilio.rest_credentials().is_some();

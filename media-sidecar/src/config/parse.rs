@@ -4,6 +4,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -121,30 +122,161 @@ pub(super) fn parse_addr(variable: &'static str, value: &str) -> Result<SocketAd
     })
 }
 
-/// `http://host:port` with nothing after the authority but an optional `/`.
+/// `http://host:port` or `https://host:port`, with nothing after the authority but an
+/// optional `/`.
 pub(super) fn parse_control_plane_url(value: &str) -> Result<String, ConfigError> {
     let value = value.trim().trim_end_matches('/');
-    if value.starts_with("https://") {
-        return Err(error(
-            ENV_CONTROL_PLANE_URL,
-            "https is not supported: the sidecar speaks plaintext http/2 to the control plane \
-             (encrypt with the service mesh); use http://",
-        ));
-    }
     let parsed = value.parse::<axum::http::Uri>().ok();
     let usable = parsed.as_ref().is_some_and(|uri| {
-        uri.scheme_str() == Some("http")
-            && uri.authority().is_some()
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.authority().is_some_and(|a| !a.host().is_empty())
             && matches!(uri.path(), "" | "/")
             && uri.query().is_none()
     });
     if !usable {
         return Err(error(
             ENV_CONTROL_PLANE_URL,
-            format!("{value:?} is not a URL like http://127.0.0.1:50051"),
+            format!(
+                "{value:?} is not a URL like http://127.0.0.1:50051 or https://control-plane:50051"
+            ),
         ));
     }
     Ok(value.to_owned())
+}
+
+/// The extra CA file, and the client certificate and key files, of the control-plane
+/// client.
+pub(super) type ControlPlaneTlsFiles = (Option<PathBuf>, Option<(PathBuf, PathBuf)>);
+
+/// The control-plane client's TLS files, read and checked once at start-up: the extra CA
+/// ([`super::ENV_CONTROL_PLANE_CA_FILE`]) and the client certificate and key for mutual
+/// TLS (both or neither). They only mean something for an `https://` `url`, so setting
+/// them for `http://` is an error rather than a silent plaintext connection.
+pub(super) fn parse_control_plane_tls(
+    get: &impl Fn(&str) -> Option<String>,
+    url: &str,
+) -> Result<ControlPlaneTlsFiles, ConfigError> {
+    use super::{
+        ENV_CONTROL_PLANE_CA_FILE as CA, ENV_CONTROL_PLANE_CLIENT_CERT as CERT,
+        ENV_CONTROL_PLANE_CLIENT_KEY as KEY,
+    };
+    let ca_file = get(CA).map(PathBuf::from);
+    let identity = match (get(CERT).map(PathBuf::from), get(KEY).map(PathBuf::from)) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(error(
+                KEY,
+                format!("is not set but {CERT} is; set both or neither"),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(error(
+                CERT,
+                format!("is not set but {KEY} is; set both or neither"),
+            ))
+        }
+    };
+    if !url.starts_with("https://") {
+        let set = [(CA, ca_file.is_some()), (CERT, identity.is_some())];
+        if let Some((variable, _)) = set.into_iter().find(|(_, set)| *set) {
+            return Err(error(
+                variable,
+                format!("is set but {ENV_CONTROL_PLANE_URL} is not https://; tls settings need an https url"),
+            ));
+        }
+    }
+    if let Some(path) = &ca_file {
+        check_ca_file(CA, path)?;
+    }
+    if let Some((cert, key)) = &identity {
+        check_cert_and_key((CERT, cert), (KEY, key))?;
+    }
+    Ok((ca_file, identity))
+}
+
+/// True when `url`'s host is `localhost` or a loopback address: traffic to it stays on
+/// this host (or pod).
+pub(super) fn is_loopback_url(url: &str) -> bool {
+    let Some(host) = url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_owned))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A readable PEM file of CA certificates rustls accepts as trust anchors.
+pub(super) fn check_ca_file(variable: &'static str, path: &Path) -> Result<(), ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in pem_certificates(variable, path)? {
+        roots.add(cert).map_err(|e| {
+            error(
+                variable,
+                format!("{}: not a usable ca certificate: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A PEM certificate chain and the private key that belongs to its leaf.
+pub(super) fn check_cert_and_key(
+    (cert_variable, cert_path): (&'static str, &Path),
+    (key_variable, key_path): (&'static str, &Path),
+) -> Result<(), ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = pem_certificates(cert_variable, cert_path)?;
+    let key_pem = read_file(key_variable, key_path)?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        error(
+            key_variable,
+            format!("{}: no usable pem private key: {e}", key_path.display()),
+        )
+    })?;
+    // The provider is named, not taken from the process default: tests and libraries
+    // validate configs without installing one.
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        error(
+            key_variable,
+            format!(
+                "{} does not fit the certificate in {}: {e}",
+                key_path.display(),
+                cert_path.display()
+            ),
+        )
+    })?;
+    Ok(())
+}
+
+/// Every certificate of a PEM file; none at all is an error.
+fn pem_certificates(
+    variable: &'static str,
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = read_file(variable, path)?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(variable, format!("{}: unreadable pem: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(error(
+            variable,
+            format!("{}: no pem certificate found", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+fn read_file(variable: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| error(variable, format!("cannot read {}: {e}", path.display())))
 }
 
 /// `500ms`, `30s`, `2m`, `1h`.
@@ -227,6 +359,9 @@ pub(super) fn random_hex(bytes: usize) -> String {
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tls_tests;
 
 #[cfg(test)]
 mod tests {

@@ -37,7 +37,7 @@ fn every_variable_is_read() {
     let c = config(&[
         (ENV_HTTP_ADDR, "0.0.0.0:8443"),
         (ENV_ADMIN_ADDR, "0.0.0.0:9100"),
-        (ENV_CONTROL_PLANE_URL, "http://control-plane:50051/"),
+        (ENV_CONTROL_PLANE_URL, "https://control-plane:50051/"),
         (ENV_PUBLIC_URL, "https://sidecar.example.com/"),
         (ENV_TWILIO_AUTH_TOKEN, "auth"),
         (ENV_OPENAI_API_KEY, "sk-1"),
@@ -66,7 +66,7 @@ fn every_variable_is_read() {
     .unwrap();
     assert_eq!(c.http_addr.port(), 8443);
     assert_eq!(c.admin_addr.port(), 9100);
-    assert_eq!(c.control_plane.url, "http://control-plane:50051");
+    assert_eq!(c.control_plane.url, "https://control-plane:50051");
     assert!(c.public_url.is_https());
     assert_eq!(c.openai.url, "https://gateway.example.com/openai");
     assert_eq!(c.openai.default_model, "gpt-realtime-mini");
@@ -97,7 +97,7 @@ fn bad_values_name_their_variable() {
     for (var, value) in [
         (ENV_HTTP_ADDR, "localhost"),
         (ENV_ADMIN_ADDR, "9090"),
-        (ENV_CONTROL_PLANE_URL, "https://cp:50051"),
+        (ENV_CONTROL_PLANE_URL, "grpc://cp:50051"),
         (ENV_CONTROL_PLANE_URL, "cp:50051"),
         (ENV_CONTROL_PLANE_URL, "http://cp:50051/path"),
         (ENV_PUBLIC_URL, "sidecar.example.com"),
