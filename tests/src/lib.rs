@@ -197,6 +197,10 @@ pub struct HarnessOptions {
     /// The sidecar does not get [`test_ca`] through `SWITCHBOARD_OPENAI_CA_FILE`, as an
     /// operator who forgot it: a simulator from [`openai_sim`] is then untrusted.
     pub openai_ca_untrusted: bool,
+    /// The sidecar terminates Twilio's TLS itself (`SWITCHBOARD_TLS_CERT` and
+    /// `SWITCHBOARD_TLS_KEY`, a certificate of [`test_ca`]); Twilio reaches it at
+    /// `https://localhost:…` and `wss://localhost:…`.
+    pub sidecar_tls: bool,
     /// Run this sidecar executable instead of the workspace's.
     pub sidecar_binary: Option<PathBuf>,
     /// gRPC over TLS between the sidecar (and the harness) and the control plane.
@@ -331,6 +335,8 @@ pub struct Harness {
     pub control_plane_url: String,
     pub sidecar: Process,
     pub sidecar_http: SocketAddr,
+    /// The base URL Twilio reaches the sidecar at (`SWITCHBOARD_PUBLIC_URL`).
+    pub public_url: String,
     pub sidecar_admin: SocketAddr,
     channel: Channel,
 }
@@ -397,11 +403,16 @@ impl Harness {
 
         let sidecar_http = free_addr();
         let sidecar_admin = free_addr();
+        let public_url = if options.sidecar_tls {
+            format!("https://localhost:{}", sidecar_http.port())
+        } else {
+            format!("http://{sidecar_http}")
+        };
         let mut sidecar_env = vec![
             ("SWITCHBOARD_HTTP_ADDR", sidecar_http.to_string()),
             ("SWITCHBOARD_ADMIN_ADDR", sidecar_admin.to_string()),
             ("SWITCHBOARD_CONTROL_PLANE_URL", control_plane_url.clone()),
-            ("SWITCHBOARD_PUBLIC_URL", format!("http://{sidecar_http}")),
+            ("SWITCHBOARD_PUBLIC_URL", public_url.clone()),
             ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
             ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
             ("OPENAI_API_KEY", "e2e-openai-key".to_owned()),
@@ -414,6 +425,14 @@ impl Harness {
             ("SWITCHBOARD_SIDECAR_ID", "sidecar-e2e".to_owned()),
             ("SWITCHBOARD_LOG", "info".to_owned()),
         ];
+        if options.sidecar_tls {
+            let (cert, key) = test_ca()
+                .issue_for_loopback()
+                .write(dir.path(), "sidecar-public")
+                .expect("write the sidecar's certificate");
+            sidecar_env.push(("SWITCHBOARD_TLS_CERT", cert.display().to_string()));
+            sidecar_env.push(("SWITCHBOARD_TLS_KEY", key.display().to_string()));
+        }
         if !options.openai_ca_untrusted {
             let ca_file = dir.path().join("openai-ca.pem");
             std::fs::write(&ca_file, test_ca().ca_pem()).expect("write the test CA");
@@ -449,6 +468,7 @@ impl Harness {
             control_plane_url,
             sidecar,
             sidecar_http,
+            public_url,
             sidecar_admin,
             channel,
         }
@@ -479,7 +499,7 @@ impl Harness {
 
     /// The sidecar's voice webhook, as Twilio would be configured with it.
     pub fn voice_url(&self) -> String {
-        format!("http://{}/api/twilio/voice", self.sidecar_http)
+        format!("{}/api/twilio/voice", self.public_url)
     }
 
     pub fn agents(&self) -> AgentSettingsServiceClient<Authorized> {
