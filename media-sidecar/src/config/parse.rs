@@ -257,7 +257,7 @@ pub(super) fn check_cert_and_key(
 }
 
 /// Every certificate of a PEM file; none at all is an error.
-fn pem_certificates(
+pub(super) fn pem_certificates(
     variable: &'static str,
     path: &Path,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {

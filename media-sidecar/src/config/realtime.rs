@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use switchboard_realtime::{ConnectParams, Provider};
 
@@ -205,17 +204,7 @@ impl CaBundle {
     /// Reads and checks the PEM file `path` names.
     pub(super) fn read(variable: &'static str, path: String) -> Result<Self, ConfigError> {
         let path = PathBuf::from(path.trim());
-        let pem = std::fs::read(&path)
-            .map_err(|e| error(variable, format!("cannot read {}: {e}", path.display())))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| error(variable, format!("{}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(error(
-                variable,
-                format!("{} holds no PEM certificate", path.display()),
-            ));
-        }
+        let certs = super::parse::pem_certificates(variable, &path)?;
         Ok(CaBundle { path, certs })
     }
 }
