@@ -104,8 +104,8 @@ fn is_final(status: i32) -> bool {
 async fn a_hundred_simultaneous_calls_keep_their_own_agent_and_conversation() {
     let started = Instant::now();
     // Plain ws:// here, unlike the other e2e tests: with the Realtime leg over TLS, in
-    // about one run in three one of the 100 calls heard no answer at all (the simulator
-    // had created it; the sidecar logged nothing). Until that is understood, this test
+    // about one run in three one of the 100 calls heard no answer at all, and the sidecar
+    // logged no error. Until that is understood, this test
     // keeps checking isolation, and the TLS runs stay in `realtime_tls.rs`,
     // `tls_every_hop.rs` and every other e2e test.
     let openai = OpenAiSim::bind(
