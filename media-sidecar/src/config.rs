@@ -545,21 +545,13 @@ fn parse_server_tls(
             ))
         }
     };
-    let certs = CaBundle::read(ENV_TLS_CERT, cert_path.display().to_string())?.certs;
-    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
-        error(
-            ENV_TLS_KEY,
-            format!("cannot read {}: {e}", key_path.display()),
-        )
-    })?;
-    let tls = ServerTls {
+    let (certs, key_pem) =
+        parse::read_cert_and_key((ENV_TLS_CERT, &cert_path), (ENV_TLS_KEY, &key_path))?;
+    Ok(Some(ServerTls {
         cert_path,
         certs,
-        key_pem: Secret::new(key_pem),
-    };
-    crate::tls::server_config(&tls)
-        .map_err(|e| error(ENV_TLS_KEY, format!("{}: {e}", key_path.display())))?;
-    Ok(Some(tls))
+        key_pem: Secret::new(String::from_utf8_lossy(&key_pem)),
+    }))
 }
 
 fn parse_stream_token(

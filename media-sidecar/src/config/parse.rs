@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use super::{error, ConfigError, ENV_CONTROL_PLANE_URL};
@@ -187,10 +188,10 @@ pub(super) fn parse_control_plane_tls(
         }
     }
     if let Some(path) = &ca_file {
-        check_ca_file(CA, path)?;
+        read_ca_file(CA, path)?;
     }
     if let Some((cert, key)) = &identity {
-        check_cert_and_key((CERT, cert), (KEY, key))?;
+        read_cert_and_key((CERT, cert), (KEY, key))?;
     }
     Ok((ca_file, identity))
 }
@@ -212,25 +213,31 @@ pub(super) fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A readable PEM file of CA certificates rustls accepts as trust anchors.
-pub(super) fn check_ca_file(variable: &'static str, path: &Path) -> Result<(), ConfigError> {
+/// The certificates of a readable PEM file of CA certificates, each one rustls accepts
+/// as a trust anchor.
+pub(super) fn read_ca_file(
+    variable: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = pem_certificates(variable, path)?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in pem_certificates(variable, path)? {
-        roots.add(cert).map_err(|e| {
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|e| {
             error(
                 variable,
                 format!("{}: not a usable ca certificate: {e}", path.display()),
             )
         })?;
     }
-    Ok(())
+    Ok(certs)
 }
 
-/// A PEM certificate chain and the private key that belongs to its leaf.
-pub(super) fn check_cert_and_key(
+/// A PEM certificate chain and the private key that belongs to its leaf: the chain, and
+/// the key's PEM.
+pub(super) fn read_cert_and_key(
     (cert_variable, cert_path): (&'static str, &Path),
     (key_variable, key_path): (&'static str, &Path),
-) -> Result<(), ConfigError> {
+) -> Result<(Vec<CertificateDer<'static>>, Vec<u8>), ConfigError> {
     use rustls::pki_types::pem::PemObject;
     let chain = pem_certificates(cert_variable, cert_path)?;
     let key_pem = read_file(key_variable, key_path)?;
@@ -243,7 +250,7 @@ pub(super) fn check_cert_and_key(
     // The provider is named, not taken from the process default: tests and libraries
     // validate configs without installing one.
     let provider = rustls::crypto::ring::default_provider();
-    rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider).map_err(|e| {
         error(
             key_variable,
             format!(
@@ -253,17 +260,17 @@ pub(super) fn check_cert_and_key(
             ),
         )
     })?;
-    Ok(())
+    Ok((chain, key_pem))
 }
 
 /// Every certificate of a PEM file; none at all is an error.
-pub(super) fn pem_certificates(
+fn pem_certificates(
     variable: &'static str,
     path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     use rustls::pki_types::pem::PemObject;
     let pem = read_file(variable, path)?;
-    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| error(variable, format!("{}: unreadable pem: {e}", path.display())))?;
     if certs.is_empty() {

@@ -204,7 +204,7 @@ impl CaBundle {
     /// Reads and checks the PEM file `path` names.
     pub(super) fn read(variable: &'static str, path: String) -> Result<Self, ConfigError> {
         let path = PathBuf::from(path.trim());
-        let certs = super::parse::pem_certificates(variable, &path)?;
+        let certs = super::parse::read_ca_file(variable, &path)?;
         Ok(CaBundle { path, certs })
     }
 }
