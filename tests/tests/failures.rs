@@ -13,28 +13,15 @@ mod failures_support;
 use std::time::{Duration, SystemTime};
 
 use failures_support::{
-    agent, all_sessions, assert_counted_by_reason, create_agent, create_session, openai_sim,
-    policy, realtime_url, session_where, sidecar_metric, stream_token, MediaClient,
+    agent, all_sessions, assert_counted_by_reason, create_agent, create_session, inbound,
+    openai_sim, policy, realtime_url, session_where, sidecar_metric, stream_token, MediaClient,
+    CONTROL_PLANE_APOLOGY,
 };
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Reply, Script, Turn};
 use switchboard_sim::twilio::document::DialTarget;
-use switchboard_sim::twilio::{AudioSource, CallEnd, CallSpec, Caller, TalkScript, Verb};
-use switchboard_tests::{
-    eventually, Harness, HarnessOptions, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN,
-};
-
-/// Said by the control plane when no agent answers a number.
-const CONTROL_PLANE_APOLOGY: &str =
-    "We are sorry, but we cannot take your call right now. Please try again later.";
-
-/// An inbound call from the Twilio simulator to `number`.
-fn inbound(harness: &Harness, number: &str, talk: TalkScript) -> CallSpec {
-    let mut spec =
-        CallSpec::inbound(harness.voice_url(), ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
-    spec.to = number.into();
-    spec
-}
+use switchboard_sim::twilio::{AudioSource, CallEnd, Caller, TalkScript, Verb};
+use switchboard_tests::{eventually, Harness, HarnessOptions, StoreKind};
 
 fn say_texts(verbs: &[Verb]) -> Vec<&str> {
     verbs

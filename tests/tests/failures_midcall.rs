@@ -9,38 +9,17 @@ mod failures_support;
 
 use std::time::Duration;
 
-use failures_support::{agent, agent_session_where, create_agent, openai_sim, realtime_url};
+use failures_support::{
+    agent, agent_session_where, create_agent, fake_twilio, inbound, openai_sim, realtime_url,
+    verbs_after_stream, CONTROL_PLANE_APOLOGY,
+};
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Fault, Reply, Script, Trigger, Turn};
 use switchboard_sim::twilio::document::DialTarget;
 use switchboard_sim::twilio::{
-    AudioSource, CallEnd, CallRecord, CallSpec, Caller, FakeTwilio, RestConfig, StreamEnd,
-    TalkScript, Verb,
+    AudioSource, CallEnd, CallRecord, Caller, FakeTwilio, StreamEnd, TalkScript, Verb,
 };
-use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
-
-/// Said by the control plane when an agent has no fallback message of its own.
-const CONTROL_PLANE_APOLOGY: &str =
-    "We are sorry, but we cannot take your call right now. Please try again later.";
-
-/// The fake Twilio REST API, served on loopback; returns it and its base URL.
-async fn fake_twilio() -> (FakeTwilio, String) {
-    let fake = FakeTwilio::new(RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port for the fake twilio");
-    let url = format!("http://{}", listener.local_addr().expect("bound"));
-    tokio::spawn(fake.clone().serve(listener, std::future::pending()));
-    (fake, url)
-}
-
-/// An inbound call to `number` through the sidecar's voice webhook.
-fn inbound(harness: &Harness, number: &str, talk: TalkScript) -> CallSpec {
-    let mut spec =
-        CallSpec::inbound(harness.voice_url(), ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
-    spec.to = number.into();
-    spec
-}
+use switchboard_tests::{eventually, Harness, StoreKind, ACCOUNT_SID};
 
 /// Waits (bounded) for a simulated call to end.
 async fn finished(caller: &Caller, harness: &Harness) -> CallRecord {
@@ -72,16 +51,6 @@ fn redirect_twiml(fake: &FakeTwilio, call_sid: &str) -> String {
         .find(|(key, _)| key == "Twiml")
         .map(|(_, twiml)| twiml.clone())
         .unwrap_or_else(|| panic!("no Twiml in {update:?}"))
-}
-
-/// The verbs the call ran after its media stream: what the redirect made it do.
-fn verbs_after_stream(record: &CallRecord) -> Vec<Verb> {
-    let connect = record
-        .verbs
-        .iter()
-        .position(|verb| matches!(verb, Verb::Connect { .. }))
-        .unwrap_or_else(|| panic!("no <Connect>: {record:?}"));
-    record.verbs[connect + 1..].to_vec()
 }
 
 /// Checks the record of a call the control plane redirected to `twiml`.

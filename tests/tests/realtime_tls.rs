@@ -13,19 +13,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use failures_support::{agent, agent_session_where, create_agent, openai_sim};
+use failures_support::{
+    agent, agent_session_where, create_agent, fake_twilio, inbound, openai_sim, verbs_after_stream,
+    CONTROL_PLANE_APOLOGY,
+};
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Reply, Script, Turn};
-use switchboard_sim::twilio::{
-    AudioSource, CallEnd, CallSpec, Caller, FakeTwilio, RestConfig, StreamEnd, TalkScript, Verb,
-};
-use switchboard_tests::{
-    realtime_url, Harness, HarnessOptions, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN,
-};
-
-/// Said by the control plane when an agent has no fallback message of its own.
-const CONTROL_PLANE_APOLOGY: &str =
-    "We are sorry, but we cannot take your call right now. Please try again later.";
+use switchboard_sim::twilio::{AudioSource, CallEnd, Caller, StreamEnd, TalkScript, Verb};
+use switchboard_tests::{realtime_url, Harness, HarnessOptions, StoreKind};
 
 fn script() -> Script {
     Script {
@@ -42,12 +37,8 @@ fn script() -> Script {
     }
 }
 
-fn inbound(harness: &Harness, number: &str, hang_up_after: Duration) -> CallSpec {
-    let talk = TalkScript::saying(AudioSource::hello_en()).hang_up_after(hang_up_after);
-    let mut spec =
-        CallSpec::inbound(harness.voice_url(), ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
-    spec.to = number.into();
-    spec
+fn talk(hang_up_after: Duration) -> TalkScript {
+    TalkScript::saying(AudioSource::hello_en()).hang_up_after(hang_up_after)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,10 +51,7 @@ async fn without_the_private_ca_the_caller_hears_the_fallback_and_the_log_names_
         "{}",
         openai.base_url()
     );
-    let fake = FakeTwilio::new(RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rest_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(fake.clone().serve(listener, std::future::pending()));
+    let (fake, rest_url) = fake_twilio().await;
     let harness = Harness::start_with(
         StoreKind::from_env(),
         &realtime_url(&openai),
@@ -76,7 +64,7 @@ async fn without_the_private_ca_the_caller_hears_the_fallback_and_the_log_names_
     .await;
     let agent_id = create_agent(&harness, agent("No CA", NUMBER)).await;
 
-    let caller = fake.place_inbound_call(inbound(&harness, NUMBER, Duration::from_secs(20)));
+    let caller = fake.place_inbound_call(inbound(&harness, NUMBER, talk(Duration::from_secs(20))));
     let record = tokio::time::timeout(Duration::from_secs(40), caller.finished())
         .await
         .unwrap_or_else(|_| panic!("the call did not end\n{}", harness.logs()));
@@ -86,13 +74,8 @@ async fn without_the_private_ca_the_caller_hears_the_fallback_and_the_log_names_
         .stream()
         .unwrap_or_else(|| panic!("no stream: {record:?}"));
     assert_eq!(stream.end, Some(StreamEnd::Redirected), "{record:?}");
-    let connect = record
-        .verbs
-        .iter()
-        .position(|verb| matches!(verb, Verb::Connect { .. }))
-        .expect("<Connect>");
     assert_eq!(
-        record.verbs[connect + 1..],
+        verbs_after_stream(&record),
         [
             Verb::Say {
                 text: CONTROL_PLANE_APOLOGY.into(),
@@ -185,7 +168,7 @@ async fn the_sidecar_built_alone_carries_a_call_over_wss() {
     .await;
     let agent_id = create_agent(&harness, agent("Built alone", NUMBER)).await;
 
-    let record = Caller::start(inbound(&harness, NUMBER, Duration::from_secs(6)))
+    let record = Caller::start(inbound(&harness, NUMBER, talk(Duration::from_secs(6))))
         .finished()
         .await;
     let stream = record

@@ -1,4 +1,4 @@
-//! Shared by `failures.rs`, `failures_midcall.rs`, `handoff.rs` and `realtime_tls.rs`: agents, simulators, and a Media
+//! Shared by `failures.rs`, `failures_midcall.rs`, `handoff.rs` and `realtime_tls.rs`: agents, inbound calls, the fake Twilio REST API, simulators, and a Media
 //! Stream client that speaks Twilio's side of the socket frame by frame, so a test can
 //! send what the Twilio simulator never would (a forged token, garbage between media).
 
@@ -12,11 +12,45 @@ use serde_json::json;
 use switchboard_media_sidecar::token::TokenSigner;
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Fault, OpenAiSim, Script, SimConfig};
-use switchboard_tests::{eventually, Harness, ACCOUNT_SID, STREAM_TOKEN_SECRET};
+use switchboard_sim::twilio::{CallRecord, CallSpec, FakeTwilio, RestConfig, TalkScript, Verb};
+use switchboard_tests::{eventually, Harness, ACCOUNT_SID, STREAM_TOKEN_SECRET, TWILIO_AUTH_TOKEN};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Said by the control plane when an agent has no fallback message of its own.
+pub(crate) const CONTROL_PLANE_APOLOGY: &str =
+    "We are sorry, but we cannot take your call right now. Please try again later.";
+
+/// An inbound call from the Twilio simulator to `number`.
+pub(crate) fn inbound(harness: &Harness, number: &str, talk: TalkScript) -> CallSpec {
+    let mut spec =
+        CallSpec::inbound(harness.voice_url(), ACCOUNT_SID, TWILIO_AUTH_TOKEN).with_script(talk);
+    spec.to = number.into();
+    spec
+}
+
+/// The fake Twilio REST API, served on loopback; returns it and its base URL.
+pub(crate) async fn fake_twilio() -> (FakeTwilio, String) {
+    let fake = FakeTwilio::new(RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the fake twilio");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(fake.clone().serve(listener, std::future::pending()));
+    (fake, url)
+}
+
+/// The verbs the call ran after its media stream: what a redirect made it do.
+pub(crate) fn verbs_after_stream(record: &CallRecord) -> Vec<Verb> {
+    let connect = record
+        .verbs
+        .iter()
+        .position(|verb| matches!(verb, Verb::Connect { .. }))
+        .unwrap_or_else(|| panic!("no <Connect>: {record:?}"));
+    record.verbs[connect + 1..].to_vec()
+}
 
 /// 20 ms of µ-law silence (160 × 0xFF), base64: what a quiet line sends.
 pub(crate) fn silence_payload() -> String {
