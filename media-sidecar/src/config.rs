@@ -23,7 +23,7 @@ use std::time::Duration;
 use switchboard_telemetry::{LogFormat, TelemetryConfig};
 
 use parse::{
-    check_token, parse_addr, parse_control_plane_url, parse_duration, random_hex, require_e164,
+    check_token, parse_addr, parse_control_plane_urls, parse_duration, random_hex, require_e164,
 };
 use rustls::pki_types::CertificateDer;
 
@@ -41,9 +41,15 @@ pub const ENV_ADMIN_ADDR: &str = "SWITCHBOARD_ADMIN_ADDR";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
 /// The control plane's gRPC endpoint: `http://` (loopback, or a mesh that encrypts) or
 /// `https://` (verified against the webpki roots, the platform's roots and
-/// [`ENV_CONTROL_PLANE_CA_FILE`]; the TLS server name is the URL's host).
+/// [`ENV_CONTROL_PLANE_CA_FILE`]; the TLS server name is the URL's host). Several
+/// replicas: a comma-separated list of URLs of one scheme, and/or
+/// [`ENV_CONTROL_PLANE_DISCOVERY`] `dns`.
 pub const ENV_CONTROL_PLANE_URL: &str = "SWITCHBOARD_CONTROL_PLANE_URL";
 pub const DEFAULT_CONTROL_PLANE_URL: &str = "http://127.0.0.1:50051";
+/// How the control-plane replicas are found: `static` (each URL is one replica) or `dns`
+/// (each URL's host is resolved every 10 s and every address is a replica: a Kubernetes
+/// headless Service).
+pub const ENV_CONTROL_PLANE_DISCOVERY: &str = "SWITCHBOARD_CONTROL_PLANE_DISCOVERY";
 /// PEM CA certificate(s) trusted for an `https://` control plane besides the webpki and
 /// platform roots (a private CA). Unset: those roots only.
 pub const ENV_CONTROL_PLANE_CA_FILE: &str = "SWITCHBOARD_CONTROL_PLANE_CA_FILE";
@@ -167,8 +173,10 @@ pub struct Config {
 /// How to reach the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlPlaneConfig {
-    /// `http://host:port` or `https://host:port`.
-    pub url: String,
+    /// `http://host:port` or `https://host:port`, one per replica (or per DNS name with
+    /// [`Discovery::Dns`]); never empty, all of one scheme.
+    pub urls: Vec<String>,
+    pub discovery: Discovery,
     /// Sent as `authorization: Bearer <token>` when set.
     pub api_token: Option<Secret>,
     /// [`ENV_CONTROL_PLANE_CA_FILE`], checked at start-up; `https://` only.
@@ -179,6 +187,28 @@ pub struct ControlPlaneConfig {
     pub connect_timeout: Duration,
     /// Deadline of each unary RPC (not of the per-call stream).
     pub request_timeout: Duration,
+}
+
+/// How the control-plane replicas are found ([`ENV_CONTROL_PLANE_DISCOVERY`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Discovery {
+    /// Each URL is one replica.
+    #[default]
+    Static,
+    /// Each URL's host is resolved again and again; every address is a replica.
+    Dns,
+}
+
+impl ControlPlaneConfig {
+    /// The URLs, comma-separated, for logs.
+    pub fn describe(&self) -> String {
+        self.urls.join(",")
+    }
+
+    /// True when every replica is `https://`.
+    pub fn is_https(&self) -> bool {
+        self.urls.iter().all(|url| url.starts_with("https://"))
+    }
 }
 
 /// Per-call stream tokens.
@@ -361,13 +391,25 @@ impl Config {
         if let Some(token) = &api_token {
             check_token(ENV_API_TOKEN, token)?;
         }
-        let control_plane_url = parse_control_plane_url(&or_default(
+        let control_plane_urls = parse_control_plane_urls(&or_default(
             ENV_CONTROL_PLANE_URL,
             DEFAULT_CONTROL_PLANE_URL,
         ))?;
-        let (ca_file, client_identity) = parse::parse_control_plane_tls(&get, &control_plane_url)?;
+        let discovery = match get(ENV_CONTROL_PLANE_DISCOVERY).as_deref().map(str::trim) {
+            None | Some("static") => Discovery::Static,
+            Some("dns") => Discovery::Dns,
+            Some(other) => {
+                return Err(error(
+                    ENV_CONTROL_PLANE_DISCOVERY,
+                    format!("{other:?} is neither static nor dns"),
+                ))
+            }
+        };
+        let (ca_file, client_identity) =
+            parse::parse_control_plane_tls(&get, &control_plane_urls[0])?;
         let control_plane = ControlPlaneConfig {
-            url: control_plane_url,
+            urls: control_plane_urls,
+            discovery,
             api_token: api_token.map(Secret::new),
             ca_file,
             client_identity,
@@ -511,8 +553,10 @@ impl Config {
         }
         let control_plane = &self.control_plane;
         if control_plane.api_token.is_some()
-            && control_plane.url.starts_with("http://")
-            && !parse::is_loopback_url(&control_plane.url)
+            && control_plane
+                .urls
+                .iter()
+                .any(|url| url.starts_with("http://") && !parse::is_loopback_url(url))
         {
             warnings.push(format!(
                 "{ENV_API_TOKEN} is set but {ENV_CONTROL_PLANE_URL} is plaintext http:// to \

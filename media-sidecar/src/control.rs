@@ -1,52 +1,88 @@
-//! The control-plane client: a thin wrapper over the generated `CallChannelService`
-//! client.
+//! The control-plane client: the generated `CallChannelService` client, spread over the
+//! control plane's replicas.
 //!
-//! One tonic [`Channel`] serves every call on this replica (HTTP/2 multiplexes the unary
-//! RPCs and the per-call streams). It connects lazily, so the sidecar starts and answers
-//! webhooks (with the fallback) while the control plane is down, and it sends HTTP/2
-//! keepalives so a dead peer is noticed during a quiet call. Every request carries
+//! Each replica has one tonic [`Channel`] shared by every call on this sidecar that
+//! goes to it (HTTP/2 multiplexes the unary RPCs and the per-call streams). Replicas are
+//! the URLs of `SWITCHBOARD_CONTROL_PLANE_URL` (comma-separated) or, with DNS discovery,
+//! the addresses its hosts resolve to, resolved again every [`RESOLVE_INTERVAL`] (a
+//! Kubernetes headless Service lists every ready pod). Each call's stream goes to the
+//! live replica with the fewest of this sidecar's calls ([`pool`]); a replica that
+//! refuses a connection is passed over for a few seconds and the next one is tried at
+//! once, and a call whose stream broke reconnects to another replica (the call driver
+//! reopens it; the log's seq/ack makes the move lose and double nothing).
+//!
+//! Channels connect lazily, so the sidecar starts and answers webhooks (with the
+//! fallback) while the control plane is down, and send HTTP/2 keepalives so a dead
+//! peer is noticed during a quiet call. Every request carries
 //! `authorization: Bearer <SWITCHBOARD_API_TOKEN>` when the token is set.
 //!
 //! An `https://` URL is served over TLS (rustls, ring): the control plane's certificate
 //! must chain to the webpki roots, the platform's roots (a corporate CA installed in the
-//! image works) or `SWITCHBOARD_CONTROL_PLANE_CA_FILE`, for the URL's host; a client
-//! certificate is presented when one is configured (mutual TLS). The files were checked
-//! by `config`; they are read again here, when the client is built.
+//! image works) or `SWITCHBOARD_CONTROL_PLANE_CA_FILE`, for the URL's host (also when the
+//! connection goes to an address DNS discovery found); a client certificate is
+//! presented when one is configured (mutual TLS). The files were checked by `config`;
+//! they are read again here, when a client is built.
 //!
 //! Unary RPCs get a deadline ([`ControlPlaneConfig::request_timeout`]), both as
 //! `grpc-timeout` and enforced here, because a webhook must be answered long before
-//! Twilio's 15 s timeout. The `Connect` stream has none: it lives as long as its call.
-//! Reconnecting a dropped stream, with backoff and re-sending unacknowledged items, is
-//! the call driver's job (`call/`), not this module's.
+//! Twilio's 15 s timeout; within it, a replica that cannot be reached is skipped for the
+//! next. The `Connect` stream has none: it lives as long as its call.
+
+pub mod pool;
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use futures::Stream;
 use switchboard_proto::v1::call_channel_service_client::CallChannelServiceClient;
 use switchboard_proto::v1::{
     ConnectRequest, ConnectResponse, OpenInboundCallRequest, OpenInboundCallResponse,
     ReportTwilioStatusRequest, ReportTwilioStatusResponse,
 };
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status, Streaming};
 
-use crate::config::ControlPlaneConfig;
+use self::pool::{Pool, ReplicaLease};
+use crate::config::{ControlPlaneConfig, Discovery};
 
 /// HTTP/2 PING interval on the control-plane connection.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a PING may go unanswered before the connection is dropped.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often DNS discovery resolves the control plane's hosts again.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The control plane, as the sidecar sees it. Cheap to clone (clones share the channel).
+type Client = CallChannelServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A call's hold on the replica its stream is open on: the replica counts the call
+/// until the lease drops.
+#[derive(Debug)]
+pub struct ControlLease(ReplicaLease<Client>);
+
+/// The control plane, as the sidecar sees it. Cheap to clone (clones share the replicas
+/// and their channels).
 #[derive(Clone)]
 pub struct ControlPlane {
-    client: CallChannelServiceClient<InterceptedService<Channel, BearerToken>>,
-    request_timeout: Duration,
-    url: String,
+    pool: Arc<Pool<Client>>,
+    config: Arc<ControlPlaneConfig>,
+    token: BearerToken,
+}
+
+/// A call's stream, open on one replica.
+#[derive(Debug)]
+pub struct OpenStream {
+    /// What the sidecar sends (the `Hello` is already in it); dropping it half-closes.
+    pub sender: mpsc::Sender<ConnectRequest>,
+    /// What the control plane answers.
+    pub inbound: Streaming<ConnectResponse>,
+    /// The replica, counted busier while the lease lives.
+    pub lease: ControlLease,
 }
 
 /// Why the client could not be built (the config validates both earlier; this guards
@@ -84,9 +120,10 @@ struct BearerToken(Option<MetadataValue<Ascii>>);
 // === impl ControlPlane ===
 
 impl ControlPlane {
-    /// A client for `config.url`. Does not connect: the first RPC does.
+    /// A client for `config.urls`, one replica per URL (DNS discovery, when configured,
+    /// starts with [`ControlPlane::spawn_discovery`]). Does not connect: the first RPC
+    /// does.
     pub fn new(config: &ControlPlaneConfig) -> Result<Self, ControlError> {
-        let endpoint = endpoint(config)?;
         let token = match &config.api_token {
             Some(token) => Some(
                 MetadataValue::try_from(format!("Bearer {}", token.expose()))
@@ -94,17 +131,103 @@ impl ControlPlane {
             ),
             None => None,
         };
-        let channel = endpoint.connect_lazy();
+        let token = BearerToken(token);
+        let mut replicas = Vec::with_capacity(config.urls.len());
+        for url in &config.urls {
+            let channel = endpoint_for(config, url, None)?.connect_lazy();
+            replicas.push((
+                url.clone(),
+                CallChannelServiceClient::with_interceptor(channel, token.clone()),
+            ));
+        }
         Ok(Self {
-            client: CallChannelServiceClient::with_interceptor(channel, BearerToken(token)),
-            request_timeout: config.request_timeout,
-            url: config.url.clone(),
+            pool: Arc::new(Pool::new(replicas)),
+            config: Arc::new(config.clone()),
+            token,
         })
     }
 
-    /// The URL this client talks to.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The URLs this client talks to, for logs.
+    pub fn url(&self) -> String {
+        self.config.describe()
+    }
+
+    /// The replicas known now (URLs, or `url@address` with DNS discovery).
+    pub fn replicas(&self) -> Vec<String> {
+        self.pool.keys()
+    }
+
+    /// With DNS discovery, resolves the URLs' hosts now and every [`RESOLVE_INTERVAL`]
+    /// on a task, each address a replica; a failed or empty resolution keeps the
+    /// replicas known. `None` with static discovery.
+    pub fn spawn_discovery(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.config.discovery != Discovery::Dns {
+            return None;
+        }
+        let this = self.clone();
+        Some(tokio::spawn(async move {
+            let mut every = tokio::time::interval(RESOLVE_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                this.resolve().await;
+            }
+        }))
+    }
+
+    async fn resolve(&self) {
+        let mut wanted = Vec::new();
+        let mut addresses = Vec::new();
+        for url in &self.config.urls {
+            let Some(authority) = url
+                .parse::<axum::http::Uri>()
+                .ok()
+                .and_then(|uri| uri.authority().cloned())
+            else {
+                continue;
+            };
+            let port = authority
+                .port_u16()
+                .unwrap_or(if url.starts_with("https://") { 443 } else { 80 });
+            // `host()` keeps an IPv6 literal's brackets, as `lookup_host` wants them.
+            let target = format!("{}:{port}", authority.host());
+            let found = tokio::net::lookup_host(target).await;
+            match found {
+                Ok(found) => {
+                    for address in found {
+                        let key = format!("{url}@{address}");
+                        if !wanted.contains(&key) {
+                            wanted.push(key);
+                            addresses.push((url.clone(), address));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "control plane discovery: cannot resolve")
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let (added, removed) = self.pool.replace(&wanted, |key| {
+            let (url, address) = addresses.iter().find(|(url, address)| {
+                key == format!("{url}@{address}")
+            })?;
+            match endpoint_for(&self.config, url, Some(*address)) {
+                Ok(endpoint) => Some(CallChannelServiceClient::with_interceptor(
+                    endpoint.connect_lazy(),
+                    self.token.clone(),
+                )),
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "control plane discovery: cannot build a client");
+                    None
+                }
+            }
+        });
+        if !added.is_empty() || !removed.is_empty() {
+            tracing::info!(?added, ?removed, replicas = ?self.pool.keys(), "control plane replicas changed");
+        }
     }
 
     /// `OpenInboundCall`: opens (or, for a retried webhook, returns) the call's session
@@ -113,10 +236,10 @@ impl ControlPlane {
         &self,
         request: OpenInboundCallRequest,
     ) -> Result<OpenInboundCallResponse, Status> {
-        let mut client = self.client.clone();
-        let request = self.unary(request);
-        self.deadline(async move { client.open_inbound_call(request).await })
-            .await
+        self.unary(request, |mut client, request| async move {
+            client.open_inbound_call(request).await
+        })
+        .await
     }
 
     /// `ReportTwilioStatus`: forwards a (signature-checked) call status callback.
@@ -124,74 +247,152 @@ impl ControlPlane {
         &self,
         request: ReportTwilioStatusRequest,
     ) -> Result<ReportTwilioStatusResponse, Status> {
-        let mut client = self.client.clone();
-        let request = self.unary(request);
-        self.deadline(async move { client.report_twilio_status(request).await })
-            .await
+        self.unary(request, |mut client, request| async move {
+            client.report_twilio_status(request).await
+        })
+        .await
     }
 
-    /// Opens a call's `Connect` stream: `outbound` is what the sidecar sends (`Hello`
-    /// first), the result what the control plane answers. Ending `outbound` half-closes
-    /// the stream. No deadline.
-    pub async fn connect(
-        &self,
-        outbound: impl Stream<Item = ConnectRequest> + Send + 'static,
-    ) -> Result<Streaming<ConnectResponse>, Status> {
-        let mut client = self.client.clone();
-        client
-            .connect(Request::new(outbound))
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(explained)
+    /// Opens a call's `Connect` stream on the live replica with the fewest calls and
+    /// sends `hello`; a replica that cannot be reached is passed over and the next one
+    /// tried. `queue` bounds what the sender holds. No deadline: the caller sets one.
+    pub async fn connect(&self, hello: ConnectRequest, queue: usize) -> Result<OpenStream, Status> {
+        let mut tried = Vec::new();
+        let mut last = Status::unavailable("no control plane replica is known");
+        while let Some(replica) = self.pool.pick(Instant::now(), &tried) {
+            let (sender, outgoing) = mpsc::channel(queue.max(1));
+            sender
+                .send(hello.clone())
+                .await
+                .map_err(|_| Status::internal("control queue closed"))?;
+            let mut client = replica.client.clone();
+            match client
+                .connect(Request::new(ReceiverStream::new(outgoing)))
+                .await
+            {
+                Ok(response) => {
+                    replica.mark_up();
+                    return Ok(OpenStream {
+                        sender,
+                        inbound: response.into_inner(),
+                        lease: ControlLease(ReplicaLease::new(replica)),
+                    });
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    tracing::debug!(replica = %replica.key, "control plane replica unreachable: {}", status.message());
+                    replica.mark_down(Instant::now());
+                    tried.push(replica.key.clone());
+                    last = explained(status);
+                }
+                Err(status) => return Err(explained(status)),
+            }
+        }
+        Err(last)
     }
 
-    fn unary<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request.set_timeout(self.request_timeout);
-        request
-    }
-
-    /// Runs an RPC within the request timeout; a timeout is `DEADLINE_EXCEEDED`.
-    async fn deadline<T>(
-        &self,
-        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
-    ) -> Result<T, Status> {
-        match tokio::time::timeout(self.request_timeout, call).await {
-            Ok(result) => result.map(tonic::Response::into_inner).map_err(explained),
+    /// Runs a unary RPC on the live replica with the fewest calls, the next one when a
+    /// replica cannot be reached, all within the request timeout (`DEADLINE_EXCEEDED`).
+    async fn unary<T, R, F, Fut>(&self, message: T, call: F) -> Result<R, Status>
+    where
+        T: Clone,
+        F: Fn(Client, Request<T>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        let timeout = self.config.request_timeout;
+        let attempts = async {
+            let mut tried = Vec::new();
+            let mut last = Status::unavailable("no control plane replica is known");
+            while let Some(replica) = self.pool.pick(Instant::now(), &tried) {
+                let mut request = Request::new(message.clone());
+                request.set_timeout(timeout);
+                match call(replica.client.clone(), request).await {
+                    Ok(response) => {
+                        replica.mark_up();
+                        return Ok(response.into_inner());
+                    }
+                    Err(status) if status.code() == tonic::Code::Unavailable => {
+                        replica.mark_down(Instant::now());
+                        tried.push(replica.key.clone());
+                        last = explained(status);
+                    }
+                    Err(status) => return Err(explained(status)),
+                }
+            }
+            Err(last)
+        };
+        match tokio::time::timeout(timeout, attempts).await {
+            Ok(result) => result,
             Err(_) => Err(Status::deadline_exceeded(format!(
-                "control plane did not answer within {:?}",
-                self.request_timeout
+                "control plane did not answer within {timeout:?}"
             ))),
         }
+    }
+}
+
+impl ControlLease {
+    /// The call's stream on this replica broke: pass the replica over for a while, so
+    /// the reconnect (and new calls) go to another.
+    pub fn broke(&self) {
+        self.0.replica().mark_down(Instant::now());
+    }
+
+    /// The replica's key, for logs.
+    pub fn replica_key(&self) -> &str {
+        &self.0.replica().key
     }
 }
 
 impl fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ControlPlane")
-            .field("url", &self.url)
-            .field("request_timeout", &self.request_timeout)
+            .field("replicas", &self.pool.keys())
+            .field("request_timeout", &self.config.request_timeout)
             .finish_non_exhaustive()
     }
 }
 
-/// The endpoint `config` describes: timeouts, keepalives and, for `https://`, TLS. Other
-/// clients of the same control plane (the demo) build their channel from it too.
+/// The endpoint of `config`'s first URL: timeouts, keepalives and, for `https://`, TLS.
+/// Other clients of the same control plane (the demo) build their channel from it too.
 pub fn endpoint(config: &ControlPlaneConfig) -> Result<Endpoint, ControlError> {
-    let endpoint = Endpoint::from_shared(config.url.clone())
-        .map_err(|e| ControlError::InvalidUrl {
-            url: config.url.clone(),
-            reason: e.to_string(),
-        })?
+    let url = config
+        .urls
+        .first()
+        .ok_or_else(|| ControlError::InvalidUrl {
+            url: String::new(),
+            reason: "no control plane url".into(),
+        })?;
+    endpoint_for(config, url, None)
+}
+
+/// The endpoint of one replica: `url`, or `address` (found by DNS discovery for `url`'s
+/// host) with TLS still verifying `url`'s host.
+fn endpoint_for(
+    config: &ControlPlaneConfig,
+    url: &str,
+    address: Option<SocketAddr>,
+) -> Result<Endpoint, ControlError> {
+    let invalid = |reason: String| ControlError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let uri = url
+        .parse::<axum::http::Uri>()
+        .map_err(|e| invalid(e.to_string()))?;
+    let target = match address {
+        Some(address) => format!("{}://{address}", uri.scheme_str().unwrap_or("http")),
+        None => url.to_owned(),
+    };
+    let endpoint = Endpoint::from_shared(target)
+        .map_err(|e| invalid(e.to_string()))?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true);
-    if endpoint.uri().scheme_str() != Some("https") {
+    if uri.scheme_str() != Some("https") {
         return Ok(endpoint);
     }
-    let host = endpoint.uri().host().unwrap_or_default();
+    let host = uri.host().unwrap_or_default();
     // The server name is the URL's host; an IPv6 literal comes without its brackets.
     let server_name = host
         .trim_start_matches('[')

@@ -211,6 +211,9 @@ pub async fn serve_with_state(
         admin_router(state.clone()),
         stopped(stop_rx),
     );
+    // With DNS discovery, the control plane's addresses are looked up now and again;
+    // the task ends with the server.
+    let discovery = state.control.spawn_discovery();
     state.drain.set_ready();
     tracing::info!(sidecar_id = %state.config.sidecar_id, control_plane = %state.control.url(), "ready");
 
@@ -221,6 +224,10 @@ pub async fn serve_with_state(
         result = &mut admin => Some(("admin", result)),
     };
 
+    if let Some(discovery) = &discovery {
+        // Replicas known now serve the drain's last calls.
+        discovery.abort();
+    }
     state.drain.begin_drain();
     tracing::info!(
         active_calls = state.drain.active(),

@@ -9,6 +9,7 @@ fn every_variable_in_the_manifests_is_one_the_sidecar_reads() {
         c::ENV_HTTP_ADDR,
         c::ENV_ADMIN_ADDR,
         c::ENV_CONTROL_PLANE_URL,
+        c::ENV_CONTROL_PLANE_DISCOVERY,
         c::ENV_CONTROL_PLANE_CA_FILE,
         c::ENV_CONTROL_PLANE_CLIENT_CERT,
         c::ENV_CONTROL_PLANE_CLIENT_KEY,

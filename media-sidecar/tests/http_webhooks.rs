@@ -207,6 +207,42 @@ async fn an_unreachable_control_plane_gets_the_fallback_answer() {
 }
 
 #[tokio::test]
+async fn calls_spread_over_every_control_plane_replica_and_skip_one_that_is_gone() {
+    let a = FakeControlPlane::start().await;
+    let b = FakeControlPlane::start().await;
+    let gone = closed_port_url().await;
+    let sidecar = Sidecar::start(&a.url, |c| {
+        c.control_plane.urls = vec![a.url.clone(), gone.clone(), b.url.clone()];
+    })
+    .await;
+
+    for n in 0..8 {
+        let answer = verbs(&sidecar.post_signed(VOICE, VOICE_BODY, AUTH_TOKEN).await);
+        assert!(!is_fallback(&answer), "call {n} answered by a live replica");
+    }
+    let (on_a, on_b) = (a.fake.opened().len(), b.fake.opened().len());
+    assert_eq!(on_a + on_b, 8, "every call reached a live replica once");
+    assert!(
+        on_a >= 2 && on_b >= 2,
+        "spread over both: {on_a} and {on_b}"
+    );
+
+    // One replica shuts down (it finishes what its open connection carries, then
+    // refuses): no call gets the fallback, and the calls after it go to the other.
+    let a_fake = a.fake.clone();
+    drop(a);
+    for n in 8..16 {
+        let answer = verbs(&sidecar.post_signed(VOICE, VOICE_BODY, AUTH_TOKEN).await);
+        assert!(!is_fallback(&answer), "call {n} answered by a live replica");
+    }
+    let (on_a, on_b) = (a_fake.opened().len(), b.fake.opened().len());
+    assert_eq!(on_a + on_b, 16, "every call reached a replica once");
+    let last = sidecar.post_signed(VOICE, VOICE_BODY, AUTH_TOKEN).await;
+    assert!(!is_fallback(&verbs(&last)));
+    assert_eq!(b.fake.opened().len(), on_b + 1, "the replica left took it");
+}
+
+#[tokio::test]
 async fn a_failing_control_plane_or_an_unusable_route_gets_the_fallback_with_the_fallback_number() {
     let cp = FakeControlPlane::start().await;
     cp.fake

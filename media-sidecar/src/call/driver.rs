@@ -20,12 +20,12 @@ use switchboard_proto::v1::connect_request::Message as Up;
 use switchboard_proto::v1::connect_response::Message as Down;
 use switchboard_twilio::media_stream::{parse_inbound, InboundMessage};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tonic::Streaming;
 use tracing::Instrument;
 
 use super::{Actions, CallCore, CallLimits};
+use crate::control::ControlLease;
 use crate::http::{MediaHandler, MediaSocket};
 use crate::metrics::{CallOutcome, Direction};
 use crate::realtime_client::{self, RealtimeSocket};
@@ -96,10 +96,11 @@ async fn close_twilio(sink: &mut TwilioSink, code: u16, reason: &str) {
     let _ = sink.send(Message::Close(Some(frame))).await;
 }
 
-/// The control-plane stream of one call.
+/// The control-plane stream of one call, open on one replica.
 struct ControlStream {
     sender: mpsc::Sender<pb::ConnectRequest>,
     inbound: Streaming<pb::ConnectResponse>,
+    lease: ControlLease,
 }
 
 impl ControlStream {
@@ -109,39 +110,50 @@ impl ControlStream {
         let ControlStream {
             sender,
             mut inbound,
+            lease,
         } = self;
         drop(sender);
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while let Ok(Some(_)) = inbound.message().await {}
         })
         .await;
+        drop(lease);
     }
 }
 
-/// Opens the call's stream: `Hello`, then the first answer, which must be its config.
+/// Opens the call's stream on a live replica: `Hello`, then the first answer, which must
+/// be its config.
 async fn open_control(
     state: &AppState,
     hello: pb::ConnectRequest,
 ) -> Result<(ControlStream, pb::CallConfig), tonic::Status> {
-    let (sender, outgoing) = mpsc::channel(CONTROL_QUEUE);
-    sender
-        .send(hello)
-        .await
-        .map_err(|_| tonic::Status::internal("control queue closed"))?;
     let opened = tokio::time::timeout(START_TIMEOUT, async {
-        let mut inbound = state.control.connect(ReceiverStream::new(outgoing)).await?;
-        let first = inbound.message().await?;
-        Ok::<_, tonic::Status>((inbound, first))
+        let mut stream = state.control.connect(hello, CONTROL_QUEUE).await?;
+        let first = match stream.inbound.message().await {
+            Ok(first) => first,
+            Err(status) => {
+                stream.lease.broke();
+                return Err(status);
+            }
+        };
+        Ok::<_, tonic::Status>((stream, first))
     })
     .await
     .map_err(|_| tonic::Status::deadline_exceeded("the control plane did not answer hello"))??;
     match opened {
         (
-            inbound,
+            stream,
             Some(pb::ConnectResponse {
                 message: Some(Down::Config(config)),
             }),
-        ) => Ok((ControlStream { sender, inbound }, config)),
+        ) => Ok((
+            ControlStream {
+                sender: stream.sender,
+                inbound: stream.inbound,
+                lease: stream.lease,
+            },
+            config,
+        )),
         _ => Err(tonic::Status::internal(
             "the control plane answered hello without a call config",
         )),
@@ -343,10 +355,14 @@ impl Relay<'_> {
                 message = next_control(&mut self.control) => match message {
                     Ok(Some(message)) => core.on_control(message, clock.now_ms(), out),
                     Ok(None) | Err(_) => {
+                        let replica = self.control.take().map(|control| {
+                            // Reconnect elsewhere: this replica may be gone.
+                            control.lease.broke();
+                            control.lease.replica_key().to_owned()
+                        });
                         if let Err(status) = &message {
-                            tracing::warn!(code = ?status.code(), "control stream broke: {}", status.message());
+                            tracing::warn!(code = ?status.code(), ?replica, "control stream broke: {}", status.message());
                         }
-                        self.control = None;
                         self.control_down = Some(Instant::now() + self.backoff);
                     }
                 },
@@ -511,6 +527,7 @@ impl Relay<'_> {
             Ok((control, config)) => {
                 tracing::info!(
                     stored_through_seq = config.stored_through_seq,
+                    replica = control.lease.replica_key(),
                     "control stream reopened"
                 );
                 self.control = Some(control);

@@ -123,9 +123,32 @@ pub(super) fn parse_addr(variable: &'static str, value: &str) -> Result<SocketAd
     })
 }
 
+/// One or more (comma-separated) `http://host:port` or `https://host:port`, with nothing
+/// after the authority but an optional `/`, all of one scheme; duplicates dropped.
+pub(super) fn parse_control_plane_urls(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut urls: Vec<String> = Vec::new();
+    for part in value.split(',') {
+        let url = parse_control_plane_url(part)?;
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    let https = urls
+        .iter()
+        .filter(|url| url.starts_with("https://"))
+        .count();
+    if https != 0 && https != urls.len() {
+        return Err(error(
+            ENV_CONTROL_PLANE_URL,
+            format!("{value:?} mixes http:// and https:// replicas; use one scheme"),
+        ));
+    }
+    Ok(urls)
+}
+
 /// `http://host:port` or `https://host:port`, with nothing after the authority but an
 /// optional `/`.
-pub(super) fn parse_control_plane_url(value: &str) -> Result<String, ConfigError> {
+fn parse_control_plane_url(value: &str) -> Result<String, ConfigError> {
     let value = value.trim().trim_end_matches('/');
     let parsed = value.parse::<axum::http::Uri>().ok();
     let usable = parsed.as_ref().is_some_and(|uri| {

@@ -15,7 +15,7 @@ fn defaults_serve_loopback_for_a_local_run() {
     let c = config(&[]).unwrap();
     assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
     assert_eq!(c.admin_addr.to_string(), DEFAULT_ADMIN_ADDR);
-    assert_eq!(c.control_plane.url, DEFAULT_CONTROL_PLANE_URL);
+    assert_eq!(c.control_plane.urls, [DEFAULT_CONTROL_PLANE_URL]);
     assert_eq!(c.public_url.as_str(), DEFAULT_PUBLIC_URL);
     assert_eq!(c.openai.url, DEFAULT_OPENAI_URL);
     assert_eq!(c.openai.azure, None);
@@ -66,7 +66,7 @@ fn every_variable_is_read() {
     .unwrap();
     assert_eq!(c.http_addr.port(), 8443);
     assert_eq!(c.admin_addr.port(), 9100);
-    assert_eq!(c.control_plane.url, "https://control-plane:50051");
+    assert_eq!(c.control_plane.urls, ["https://control-plane:50051"]);
     assert!(c.public_url.is_https());
     assert_eq!(c.openai.url, "https://gateway.example.com/openai");
     assert_eq!(c.openai.default_model, "gpt-realtime-mini");
@@ -93,6 +93,35 @@ fn every_variable_is_read() {
 }
 
 #[test]
+fn several_control_plane_replicas_and_dns_discovery() {
+    let c = config(&[(
+        ENV_CONTROL_PLANE_URL,
+        " http://cp-0:50051/, http://cp-1:50051,http://cp-0:50051",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.control_plane.urls,
+        ["http://cp-0:50051", "http://cp-1:50051"],
+        "trimmed, duplicates dropped, order kept"
+    );
+    assert_eq!(c.control_plane.discovery, Discovery::Static);
+    assert_eq!(
+        c.control_plane.describe(),
+        "http://cp-0:50051,http://cp-1:50051"
+    );
+    let dns = config(&[
+        (
+            ENV_CONTROL_PLANE_URL,
+            "https://control-plane-headless:50051",
+        ),
+        (ENV_CONTROL_PLANE_DISCOVERY, "dns"),
+    ])
+    .unwrap();
+    assert_eq!(dns.control_plane.discovery, Discovery::Dns);
+    assert!(dns.control_plane.is_https());
+}
+
+#[test]
 fn bad_values_name_their_variable() {
     for (var, value) in [
         (ENV_HTTP_ADDR, "localhost"),
@@ -100,6 +129,15 @@ fn bad_values_name_their_variable() {
         (ENV_CONTROL_PLANE_URL, "grpc://cp:50051"),
         (ENV_CONTROL_PLANE_URL, "cp:50051"),
         (ENV_CONTROL_PLANE_URL, "http://cp:50051/path"),
+        (
+            ENV_CONTROL_PLANE_URL,
+            "http://cp-0:50051,https://cp-1:50051",
+        ),
+        (
+            ENV_CONTROL_PLANE_URL,
+            "http://cp-0:50051,,http://cp-1:50051",
+        ),
+        (ENV_CONTROL_PLANE_DISCOVERY, "consul"),
         (ENV_PUBLIC_URL, "sidecar.example.com"),
         (ENV_PUBLIC_URL, "https://x/?a=b"),
         (ENV_OPENAI_URL, "ftp://api.openai.com"),

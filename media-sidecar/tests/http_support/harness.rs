@@ -204,7 +204,7 @@ impl Sidecar {
         let admin = admin_listener.local_addr().unwrap();
         let mut config = Config::for_test();
         config.public_url = PublicUrl::parse(&format!("http://{http}")).unwrap();
-        control_plane_url.clone_into(&mut config.control_plane.url);
+        config.control_plane.urls = vec![control_plane_url.to_owned()];
         tweak(&mut config);
         let state = AppState::new(config, handler).unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -46,7 +46,7 @@ fn an_https_url_with_a_private_ca_and_a_client_certificate_is_accepted() {
         (ENV_CONTROL_PLANE_CLIENT_KEY, &path(&key)),
     ])
     .unwrap();
-    assert_eq!(c.control_plane.url, "https://127.0.0.1:50051");
+    assert_eq!(c.control_plane.urls, ["https://127.0.0.1:50051"]);
     assert_eq!(c.control_plane.ca_file.as_deref(), Some(ca_file.as_path()));
     assert_eq!(c.control_plane.client_identity, Some((cert, key)));
 }
