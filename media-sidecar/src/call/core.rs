@@ -50,7 +50,12 @@ pub struct CallLimits {
     /// The conversation outbox's limits.
     pub outbox: OutboxLimits,
     /// Caller frames kept while the OpenAI session is not configured yet (oldest dropped
-    /// and counted beyond it). 100 frames are 2 s of Twilio's 20 ms frames.
+    /// and counted beyond it). 500 frames are 10 s of Twilio's 20 ms frames: as long as
+    /// the control plane may take to send the call's config, so what the caller says
+    /// while the call is being set up (a busy control plane, a slow Realtime handshake)
+    /// reaches the model instead of being cut. At most about 120 KB per call (500
+    /// base64 payloads of 216 bytes and their `String`s), and only until the session is
+    /// configured.
     pub pre_session_frames: usize,
     /// Least time between two `UsageReport`s, in ms (the last one is always sent).
     pub usage_interval_ms: u64,
@@ -115,7 +120,7 @@ impl Default for CallLimits {
     fn default() -> Self {
         Self {
             outbox: OutboxLimits::default(),
-            pre_session_frames: 100,
+            pre_session_frames: 500,
             usage_interval_ms: 5_000,
             tool_timeout_ms: 75_000,
         }
