@@ -215,3 +215,98 @@ async fn twilio_status_callbacks_move_the_call_and_stale_ones_change_nothing() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("call_status"));
 }
+
+#[tokio::test]
+async fn a_media_stream_that_fails_before_a_sidecar_takes_the_call_ends_its_session() {
+    let server = TestServer::start().await;
+    let number = unique_number();
+    let a = create_agent(&server, agent("Streams", &number)).await;
+    let mut calls = server.calls();
+    let session = |sid: &'static str| {
+        let mut sessions = server.sessions();
+        let agent_id = a.id.clone();
+        let to_number = number.clone();
+        async move {
+            sessions
+                .create_call_session(pb::CreateCallSessionRequest {
+                    agent_id,
+                    from_number: "+815011112222".into(),
+                    to_number,
+                    twilio_call_sid: sid.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let stream = |call_id: &str, event: &str| pb::ReportTwilioStatusRequest {
+        call_id: call_id.into(),
+        stream_sid: "MZ00000000000000000000000000000001".into(),
+        stream_event: event.into(),
+        stream_error: if event == "stream-error" {
+            "handshake failed".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    };
+
+    // Queued, never reached by a sidecar: the stream's failure ends it.
+    let unclaimed = session("CA00000000000000000000000000000051").await;
+    let started = calls
+        .report_twilio_status(stream(&unclaimed.id, "stream-started"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!started.applied, "a started stream changes nothing");
+    let failed = calls
+        .report_twilio_status(stream(&unclaimed.id, "stream-error"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(failed.applied);
+    let failed = failed.session.unwrap();
+    assert_eq!(failed.status, pb::CallStatus::Failed as i32);
+    assert_eq!(failed.end_reason, "twilio_stream_error");
+    let error = failed.error.unwrap();
+    assert_eq!(
+        (error.code.as_str(), error.message.as_str()),
+        ("twilio.stream_error", "handshake failed")
+    );
+    let again = calls
+        .report_twilio_status(stream(&unclaimed.id, "stream-stopped"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.applied, "already final");
+
+    // In progress: the sidecar holding the call reports its end, not the callback.
+    let live = session("CA00000000000000000000000000000052").await;
+    server
+        .sessions()
+        .update_call_status(pb::UpdateCallStatusRequest {
+            id: live.id.clone(),
+            status: pb::CallStatus::InProgress as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let stopped = calls
+        .report_twilio_status(stream(&live.id, "stream-stopped"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stopped.applied);
+    assert_eq!(
+        stopped.session.unwrap().status,
+        pb::CallStatus::InProgress as i32
+    );
+
+    let bad = calls
+        .report_twilio_status(stream(&live.id, "stream-exploded"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("stream_event"), "{bad:?}");
+}

@@ -361,8 +361,9 @@ async fn a_status_callback_is_answered_204_even_when_the_control_plane_is_down()
 }
 
 #[tokio::test]
-async fn stream_status_callbacks_are_checked_and_answered_204() {
-    let sidecar = Sidecar::start(&closed_port_url().await, |_| {}).await;
+async fn stream_status_callbacks_are_checked_forwarded_and_answered_204() {
+    let cp = FakeControlPlane::start().await;
+    let sidecar = Sidecar::start(&cp.url, |_| {}).await;
     let body = "AccountSid=AC00000000000000000000000000000001&CallSid=CA1&StreamSid=MZ1\
                 &StreamEvent=stream-error&StreamError=handshake+failed&StreamName=ai\
                 &Timestamp=2025-01-01T00%3A00%3A00Z";
@@ -375,6 +376,23 @@ async fn stream_status_callbacks_are_checked_and_answered_204() {
     assert_eq!(signed.status, 204);
     assert_eq!(forged.status, 403);
     assert_eq!(unreadable.status, 400);
+    let forwarded = cp.fake.statuses();
+    assert_eq!(
+        forwarded.len(),
+        1,
+        "only the signed, readable one: {forwarded:?}"
+    );
+    let report = &forwarded[0];
+    assert_eq!(report.call_id, "call-1");
+    assert_eq!(report.call_sid, "CA1");
+    assert_eq!(report.stream_sid, "MZ1");
+    assert_eq!(report.stream_event, "stream-error");
+    assert_eq!(report.stream_error, "handshake failed");
+    assert!(report.call_status.is_empty());
+
+    // Answered 204 also when the control plane cannot be reached.
+    let alone = Sidecar::start(&closed_port_url().await, |_| {}).await;
+    assert_eq!(alone.post_signed(path, body, AUTH_TOKEN).await.status, 204);
 }
 
 #[tokio::test]

@@ -201,26 +201,16 @@ impl CallChannelService for CallChannelApi {
         request: Request<pb::ReportTwilioStatusRequest>,
     ) -> Result<Response<pb::ReportTwilioStatusResponse>, Status> {
         let r = request.into_inner();
+        if !r.stream_event.is_empty() {
+            return self.report_stream_event(r).await.map(Response::new);
+        }
         let status = twilio_status(&r.call_status).ok_or_else(|| {
             invalid(InvalidField::new(
                 "call_status",
                 format!("{:?} is not a Twilio call status", r.call_status),
             ))
         })?;
-        let store = &self.services.store;
-        let session = if !r.call_id.is_empty() {
-            store.get_session(&r.call_id).await.map_err(store_status)?
-        } else if !r.call_sid.is_empty() {
-            let found = store
-                .session_by_call_sid(&r.call_sid)
-                .await
-                .map_err(store_status)?;
-            found.ok_or_else(|| {
-                Status::not_found(format!("no call session for twilio call {}", r.call_sid))
-            })?
-        } else {
-            return Err(required("call_sid"));
-        };
+        let session = self.reported_session(&r).await?;
         let error = (!r.error_code.is_empty()).then(|| CallError {
             code: format!("twilio.{}", r.error_code),
             message: r.error_message.clone(),
@@ -391,6 +381,84 @@ impl CallChannelApi {
 }
 
 /// Twilio's `CallStatus` names; `initiated` is Twilio's word for a call it is placing.
+impl CallChannelApi {
+    /// The session a Twilio callback is about: by the `callId` of its URL, else by its
+    /// `CallSid`.
+    async fn reported_session(
+        &self,
+        r: &pb::ReportTwilioStatusRequest,
+    ) -> Result<crate::domain::CallSession, Status> {
+        let store = &self.services.store;
+        if !r.call_id.is_empty() {
+            store.get_session(&r.call_id).await.map_err(store_status)
+        } else if !r.call_sid.is_empty() {
+            let found = store
+                .session_by_call_sid(&r.call_sid)
+                .await
+                .map_err(store_status)?;
+            found.ok_or_else(|| {
+                Status::not_found(format!("no call session for twilio call {}", r.call_sid))
+            })
+        } else {
+            Err(required("call_sid"))
+        }
+    }
+
+    /// A Media Stream status callback. A stream that stopped or failed while the session
+    /// is still `queued` or `ringing` never reached a sidecar (its socket was refused, or
+    /// Twilio could not open it): nothing else would end that session, so it ends
+    /// `failed` here. Once a sidecar holds the call, it reports the end itself.
+    async fn report_stream_event(
+        &self,
+        r: pb::ReportTwilioStatusRequest,
+    ) -> Result<pb::ReportTwilioStatusResponse, Status> {
+        let end_reason = match r.stream_event.as_str() {
+            "stream-started" => None,
+            "stream-stopped" => Some("twilio_stream_stopped"),
+            "stream-error" => Some("twilio_stream_error"),
+            other => {
+                return Err(invalid(InvalidField::new(
+                    "stream_event",
+                    format!("{other:?} is not a Twilio stream event"),
+                )))
+            }
+        };
+        let session = self.reported_session(&r).await?;
+        let unclaimed = matches!(session.status, CallStatus::Queued | CallStatus::Ringing);
+        let Some(end_reason) = end_reason.filter(|_| unclaimed) else {
+            tracing::debug!(call_id = %session.id, stream_sid = %r.stream_sid, event = %r.stream_event, status = session.status.as_str(), "media stream event, nothing to change");
+            return Ok(pb::ReportTwilioStatusResponse {
+                session: Some(session_to_pb(session)),
+                applied: false,
+            });
+        };
+        let change = StatusChange {
+            status: CallStatus::Failed,
+            end_reason: end_reason.to_owned(),
+            error: (!r.stream_error.is_empty()).then(|| CallError {
+                code: "twilio.stream_error".into(),
+                message: r.stream_error.clone(),
+            }),
+            twilio_call_sid: r.call_sid.clone(),
+        };
+        tracing::warn!(call_id = %session.id, stream_sid = %r.stream_sid, event = %r.stream_event, error = %r.stream_error, "the media stream ended before a sidecar took the call");
+        match self.services.change_status(&session.id, &change).await {
+            Ok(updated) => Ok(pb::ReportTwilioStatusResponse {
+                applied: updated.status == CallStatus::Failed,
+                session: Some(session_to_pb(updated)),
+            }),
+            // Ended meanwhile by another path: nothing to do.
+            Err(refused) if refused.code() == tonic::Code::FailedPrecondition => {
+                Ok(pb::ReportTwilioStatusResponse {
+                    session: Some(session_to_pb(session)),
+                    applied: false,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 fn twilio_status(name: &str) -> Option<CallStatus> {
     match name {
         "initiated" => Some(CallStatus::Queued),

@@ -20,8 +20,9 @@
 //! Twilio does not redeliver them, so a 5xx would only add an alert in Twilio's console.
 //! Call statuses are forwarded with `ReportTwilioStatus` within the request deadline; a
 //! failure is logged at warn and counted in the control-plane error metric. Stream
-//! statuses are logged (`stream-error` at warn, with the call id): the stream's own
-//! lifecycle reaches the control plane through the call driver.
+//! statuses are logged (`stream-error` at warn, with the call id) and forwarded the same
+//! way: the control plane ends a session whose stream failed before a sidecar took the
+//! call; after that the stream's lifecycle reaches it through the call driver.
 
 use std::time::{Duration, SystemTime};
 
@@ -91,7 +92,7 @@ pub(super) async fn stream_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = log_stream_status(&state, &uri, &headers, &body);
+    let response = forward_stream_status(&state, &uri, &headers, &body).await;
     state
         .metrics
         .webhook_request(WebhookRoute::StreamStatus, response.status().as_u16());
@@ -291,6 +292,7 @@ async fn forward_call_status(
             .unwrap_or_default(),
         error_code: param("ErrorCode"),
         error_message: param("ErrorMessage"),
+        ..ReportTwilioStatusRequest::default()
     };
     let call_sid = request.call_sid.clone();
     let call_status = request.call_status.clone();
@@ -311,7 +313,15 @@ async fn forward_call_status(
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn log_stream_status(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+/// Checks a Media Stream status callback and forwards it to the control plane (which
+/// ends a session whose stream failed before any sidecar took it); answered 204 whatever
+/// the control plane says, like call status callbacks.
+async fn forward_stream_status(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let params = form_params(body);
     if let Err(forbidden) =
         check_signature(state, uri, headers, &params, WebhookRoute::StreamStatus)
@@ -328,13 +338,44 @@ fn log_stream_status(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u
     let call_id = query_param(uri, CALL_ID_PARAM).unwrap_or_default();
     let call_sid = callback.call_sid.as_str();
     let stream_sid = callback.stream_sid.as_str();
+    let stream_error = callback.stream_error.clone().unwrap_or_default();
     match &callback.stream_event {
         StreamEvent::Error => {
-            let error = callback.stream_error.as_deref().unwrap_or("");
-            tracing::warn!(%call_id, call_sid, stream_sid, error, "twilio reports a media stream error");
+            tracing::warn!(%call_id, call_sid, stream_sid, error = %stream_error, "twilio reports a media stream error");
         }
         event => {
             tracing::info!(%call_id, call_sid, stream_sid, event = event.as_str(), "media stream status");
+        }
+    }
+    let request = ReportTwilioStatusRequest {
+        call_id,
+        call_sid: callback.call_sid.clone(),
+        stream_event: callback.stream_event.as_str().to_owned(),
+        stream_sid: callback.stream_sid.clone(),
+        stream_error,
+        ..ReportTwilioStatusRequest::default()
+    };
+    match state.control.report_twilio_status(request).await {
+        Ok(reply) => {
+            tracing::debug!(
+                call_sid,
+                stream_sid,
+                applied = reply.applied,
+                "stream status forwarded"
+            );
+        }
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            tracing::info!(
+                call_sid,
+                stream_sid,
+                "stream status for a call no session knows"
+            );
+        }
+        Err(status) => {
+            state
+                .metrics
+                .control_plane_error("report_twilio_status", status.code());
+            tracing::warn!(call_sid, stream_sid, code = ?status.code(), message = status.message(), "stream status not forwarded");
         }
     }
     StatusCode::NO_CONTENT.into_response()

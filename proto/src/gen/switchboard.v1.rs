@@ -2171,6 +2171,17 @@ pub struct ReportTwilioStatusRequest {
     pub error_code: ::prost::alloc::string::String,
     #[prost(string, tag = "9")]
     pub error_message: ::prost::alloc::string::String,
+    /// Set instead of `call_status` when this is a Media Stream status callback: Twilio
+    /// `StreamEvent` (`stream-started`, `stream-stopped` or `stream-error`), `StreamSid` and
+    /// `StreamError`. A stream that stopped or failed before the sidecar took the call
+    /// (the session still `queued` or `ringing`) ends the session `failed`; later ones are
+    /// the sidecar's to report.
+    #[prost(string, tag = "10")]
+    pub stream_event: ::prost::alloc::string::String,
+    #[prost(string, tag = "11")]
+    pub stream_sid: ::prost::alloc::string::String,
+    #[prost(string, tag = "12")]
+    pub stream_error: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ReportTwilioStatusResponse {
