@@ -113,8 +113,11 @@ impl CallCore {
             }
             ServerEvent::SessionCreated(_) => self.configure_session(out),
             ServerEvent::SessionUpdated(_) => self.greet(out),
+            // The goodbye is not to be cut (the caller's audio is not relayed meanwhile).
+            ServerEvent::InputAudioBufferSpeechStarted(_) if self.saying_goodbye() => {}
             ServerEvent::InputAudioBufferSpeechStarted(_) => self.barge_in(now_ms, out),
             ServerEvent::ResponseCreated(created) => {
+                self.goodbye_response_created(created.response.id.as_deref());
                 self.realtime.active_response = created.response.id;
             }
             ServerEvent::ResponseDone(done) => self.on_response_done(done.response, now_ms, out),
@@ -366,6 +369,7 @@ impl CallCore {
             }
         }
         self.on_response_tool_calls(&response, now_ms, out);
+        self.goodbye_response_done(response.id.as_deref(), now_ms, out);
     }
 
     fn on_openai_error(&mut self, error: ErrorDetails, now_ms: u64, out: &mut Actions) {
