@@ -68,6 +68,9 @@ pub struct CallLimits {
     /// Caller frames kept while the OpenAI session is not configured yet (oldest dropped
     /// and counted beyond it). 100 frames are 2 s of Twilio's 20 ms frames.
     pub pre_session_frames: usize,
+    /// Most payload bytes kept in that buffer (oldest dropped and counted beyond it):
+    /// 100 frames of Twilio's 216 base64 characters fit; oversized payloads do not pile up.
+    pub pre_session_bytes: usize,
     /// Least time between two `UsageReport`s, in ms (the last one is always sent).
     pub usage_interval_ms: u64,
     /// How long a tool call (or the model's transfer) may go unanswered before the model
@@ -152,6 +155,7 @@ impl Default for CallLimits {
         Self {
             outbox: OutboxLimits::default(),
             pre_session_frames: 100,
+            pre_session_bytes: 32 * 1024,
             usage_interval_ms: 5_000,
             tool_timeout_ms: 75_000,
             twilio_idle_timeout_ms: 15_000,

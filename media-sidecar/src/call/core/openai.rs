@@ -58,6 +58,8 @@ pub(super) struct RealtimeState {
     greeted: bool,
     /// Caller frames that arrived before `session.update` was sent.
     pub(super) pre_session: VecDeque<String>,
+    /// Payload bytes in `pre_session`.
+    pub(super) pre_session_bytes: usize,
     /// The response being generated (`response.created` … `response.done`).
     pub(super) active_response: Option<String>,
     /// Assistant transcripts whose audio may still be playing.
@@ -79,6 +81,7 @@ impl RealtimeState {
             session_sent: false,
             greeted: false,
             pre_session: VecDeque::new(),
+            pre_session_bytes: 0,
             active_response: None,
             held: VecDeque::new(),
             interrupted: VecDeque::new(),
@@ -213,6 +216,7 @@ impl CallCore {
         };
         update.encode_into(self.dialect, out.to_openai.next_buffer());
         self.realtime.session_sent = true;
+        self.realtime.pre_session_bytes = 0;
         while let Some(payload) = self.realtime.pre_session.pop_front() {
             self.usage.caller_bytes += base64_decoded_len(&payload);
             encode_audio_append(&payload, out.to_openai.next_buffer());

@@ -153,15 +153,23 @@ impl CallCore {
             self.counters.caller_frames += 1;
             return;
         }
-        if self.limits.pre_session_frames == 0 {
+        let limits = &self.limits;
+        if limits.pre_session_frames == 0 || payload.len() > limits.pre_session_bytes {
             self.counters.caller_frames_dropped += 1;
             return;
         }
-        if self.realtime.pre_session.len() >= self.limits.pre_session_frames {
-            self.realtime.pre_session.pop_front();
+        let buffer = &mut self.realtime;
+        while buffer.pre_session.len() >= limits.pre_session_frames
+            || buffer.pre_session_bytes + payload.len() > limits.pre_session_bytes
+        {
+            let Some(oldest) = buffer.pre_session.pop_front() else {
+                break;
+            };
+            buffer.pre_session_bytes -= oldest.len();
             self.counters.caller_frames_dropped += 1;
         }
-        self.realtime.pre_session.push_back(payload.to_owned());
+        buffer.pre_session_bytes += payload.len();
+        buffer.pre_session.push_back(payload.to_owned());
     }
 
     fn on_stream_start(&mut self, start: Start<'_>) {
