@@ -29,8 +29,9 @@
 //! only matters while the database is slow.
 //!
 //! Bounded in bytes: unacknowledged items and unanswered tool calls together hold at
-//! most [`OutboxLimits::capacity_bytes`] of their encoded size (1 MiB by default: hours
-//! of conversation, or minutes of a very busy one with large tool outputs). Beyond it
+//! most [`OutboxLimits::capacity_bytes`] (1 MiB by default: hours of conversation, or
+//! minutes of a very busy one with large tool outputs), each counted as its encoded size
+//! plus its fixed size in memory ([`item_bytes`]). Beyond it
 //! [`Outbox::push`] and a tool call's [`Outbox::push_request`] are refused with
 //! [`OutboxFull`] — an older entry is never dropped to make room, and never silently: the
 //! core counts refused items and answers a refused tool call with an error at once. The
@@ -141,7 +142,7 @@ impl Outbox {
     pub fn push(&mut self, mut item: ConversationItem) -> Result<u64, OutboxFull> {
         let seq = self.next_seq;
         item.seq = seq;
-        self.reserve(item.encoded_len()).inspect_err(|_| {
+        self.reserve(item_bytes(&item)).inspect_err(|_| {
             self.overflowed += 1;
         })?;
         self.items.push_back(item);
@@ -162,7 +163,7 @@ impl Outbox {
         if self.requests.contains(kind, id) {
             return Ok(());
         }
-        let bytes = message.encoded_len();
+        let bytes = message.encoded_len() + std::mem::size_of::<ConnectRequest>() + id.len();
         if kind == RequestKind::ToolCall {
             self.reserve(bytes)?;
         }
@@ -365,7 +366,7 @@ impl Outbox {
             .is_some_and(|item| item.seq <= stored_through_seq)
         {
             if let Some(item) = self.items.pop_front() {
-                self.bytes = self.bytes.saturating_sub(item.encoded_len());
+                self.bytes = self.bytes.saturating_sub(item_bytes(&item));
             }
         }
         self.acked_through = self.acked_through.max(stored_through_seq);
@@ -375,6 +376,13 @@ impl Outbox {
         let first = self.items.front()?.seq;
         usize::try_from(seq.checked_sub(first)?).ok()
     }
+}
+
+/// What an item counts against the bound: its encoded size (every string's bytes, and
+/// a little framing) plus its fixed size in memory — a close upper estimate of what it
+/// takes, since its strings are allocated to fit.
+pub fn item_bytes(item: &ConversationItem) -> usize {
+    item.encoded_len() + std::mem::size_of::<ConversationItem>()
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 
-use prost::Message as _;
 use switchboard_proto::v1::{connect_request, StatusUpdate, ToolCall};
 
 use super::*;
@@ -194,7 +193,7 @@ fn a_full_outbox_refuses_and_counts_instead_of_dropping_old_items() {
     let size = {
         let mut sized = item("a");
         sized.seq = 1;
-        sized.encoded_len()
+        item_bytes(&sized)
     };
     let mut outbox = Outbox::new(
         0,
