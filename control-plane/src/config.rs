@@ -342,10 +342,7 @@ mod tests {
             (ENV_TOOL_MAX_IN_FLIGHT, "64"),
         ])
         .unwrap();
-        assert_eq!(
-            (c.tool_limits.per_call, c.tool_limits.per_replica),
-            (2, 64)
-        );
+        assert_eq!((c.tool_limits.per_call, c.tool_limits.per_replica), (2, 64));
     }
 
     #[test]

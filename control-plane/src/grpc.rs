@@ -221,10 +221,7 @@ impl Services {
             .await
             .map_err(crate::error::store_status)?;
         crate::redirect::transfer(agent.as_ref(), target, say).ok_or_else(|| {
-            tonic::Status::failed_precondition(format!(
-                "call {}: {NO_HANDOFF_TARGET}",
-                session.id
-            ))
+            tonic::Status::failed_precondition(format!("call {}: {NO_HANDOFF_TARGET}", session.id))
         })
     }
 

@@ -20,7 +20,9 @@ use crate::domain::{CallError, Tool};
 
 mod limits;
 
-pub use limits::{LimitReached, ToolLimits, ToolPermit, ToolSlots, DEFAULT_PER_CALL, DEFAULT_PER_REPLICA};
+pub use limits::{
+    LimitReached, ToolLimits, ToolPermit, ToolSlots, DEFAULT_PER_CALL, DEFAULT_PER_REPLICA,
+};
 
 /// Deadline when the tool declares none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

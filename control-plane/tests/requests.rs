@@ -148,7 +148,11 @@ async fn a_transfer_is_redirected_once_however_often_it_is_resent() {
     let (mut call, _) = connect(&server, resumed(&s.id)).await;
     call.send(transfer("transfer-1")).await;
     assert_eq!(answer(&mut call).await, first);
-    assert_eq!(seen.lock().unwrap().len(), 1, "twilio redirected the call once");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "twilio redirected the call once"
+    );
 }
 
 #[tokio::test]
@@ -243,7 +247,9 @@ async fn a_final_status_is_answered_and_a_repeat_is_harmless() {
         (refused.outcome(), error_code(&refused)),
         (Outcome::Refused, "call.ended")
     );
-    let stored = server.wait_for_status(&s.id, pb::CallStatus::Completed).await;
+    let stored = server
+        .wait_for_status(&s.id, pb::CallStatus::Completed)
+        .await;
     assert_eq!(stored.conversation.len(), 3);
 }
 
@@ -293,7 +299,9 @@ async fn tool_calls_beyond_the_bound_are_refused_at_once_and_copies_run_once() {
     let error = refused.error.expect("an error result");
     assert_eq!(error.code, "tool.too_many_in_flight");
     assert!(
-        refused.output_json.contains("too many tool calls in flight"),
+        refused
+            .output_json
+            .contains("too many tool calls in flight"),
         "{}",
         refused.output_json
     );

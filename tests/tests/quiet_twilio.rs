@@ -37,7 +37,11 @@ async fn a_twilio_socket_that_goes_silent_ends_the_call_and_its_realtime_session
         openai.records().last().filter(|s| s.appends > 0)
     })
     .await;
-    assert!(appended.is_some(), "no audio reached openai\n{}", harness.logs());
+    assert!(
+        appended.is_some(),
+        "no audio reached openai\n{}",
+        harness.logs()
+    );
 
     // Then nothing more: the socket stays open but silent. The sidecar closes it.
     let (close, _) = media.closed().await;

@@ -157,9 +157,13 @@ mod tests {
             slots.try_acquire("a").unwrap_err(),
             LimitReached::Call { limit: 2 }
         );
-        let _b = slots.try_acquire("b").expect("another call has its own share");
+        let _b = slots
+            .try_acquire("b")
+            .expect("another call has its own share");
         drop(a1);
-        let _a3 = slots.try_acquire("a").expect("a finished call frees its slot");
+        let _a3 = slots
+            .try_acquire("a")
+            .expect("a finished call frees its slot");
         assert_eq!(slots.in_flight(), 3);
     }
 
@@ -179,7 +183,9 @@ mod tests {
             .starts_with("too many tool calls in flight"));
         drop(held);
         assert_eq!(slots.in_flight(), 0);
-        let _d = slots.try_acquire("d").expect("slots come back when dropped");
+        let _d = slots
+            .try_acquire("d")
+            .expect("slots come back when dropped");
     }
 
     #[test]

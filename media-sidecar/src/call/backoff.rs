@@ -93,10 +93,7 @@ mod tests {
         assert!(delays.iter().all(|ms| *ms <= 250));
         // Every 50 ms slice of the window gets some of them (uniform: ~200 each).
         for slice in 0..5 {
-            let in_slice = delays
-                .iter()
-                .filter(|ms| **ms / 50 == slice)
-                .count();
+            let in_slice = delays.iter().filter(|ms| **ms / 50 == slice).count();
             assert!(in_slice > 100, "slice {slice}: {in_slice}");
         }
         assert!(delays.contains(&0) || delays.iter().any(|ms| *ms < 5));

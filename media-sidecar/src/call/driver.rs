@@ -480,7 +480,8 @@ impl Relay<'_> {
                 .await;
                 if let Some(detail) = write_failure(written) {
                     self.openai_tx = None;
-                    self.openai_failed = Some(format!("write to the realtime api failed: {detail}"));
+                    self.openai_failed =
+                        Some(format!("write to the realtime api failed: {detail}"));
                 }
             }
         }

@@ -31,8 +31,8 @@ pub struct CallTimings {
 impl CallTimings {
     /// Reads both variables through `get` (unset or empty: the defaults).
     pub(super) fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let idle = get(ENV_TWILIO_IDLE_TIMEOUT)
-            .unwrap_or_else(|| DEFAULT_TWILIO_IDLE_TIMEOUT.to_owned());
+        let idle =
+            get(ENV_TWILIO_IDLE_TIMEOUT).unwrap_or_else(|| DEFAULT_TWILIO_IDLE_TIMEOUT.to_owned());
         let twilio_idle_timeout = parse_duration(ENV_TWILIO_IDLE_TIMEOUT, &idle)?;
         if twilio_idle_timeout < MIN_TWILIO_IDLE_TIMEOUT {
             return Err(error(
@@ -40,8 +40,8 @@ impl CallTimings {
                 format!("{idle:?} is shorter than 1s"),
             ));
         }
-        let max = get(ENV_MAX_CALL_DURATION)
-            .unwrap_or_else(|| DEFAULT_MAX_CALL_DURATION.to_owned());
+        let max =
+            get(ENV_MAX_CALL_DURATION).unwrap_or_else(|| DEFAULT_MAX_CALL_DURATION.to_owned());
         let max_call_duration = if max.trim() == "0" {
             None
         } else {

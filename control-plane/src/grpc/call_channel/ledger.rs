@@ -116,7 +116,9 @@ impl<T: Clone> Ledger<T> {
                     // The runner was cancelled before answering: claim again.
                 }
                 Claim::First(runner) => {
-                    let run = run.take().expect("a ledger key is first at most once per call");
+                    let run = run
+                        .take()
+                        .expect("a ledger key is first at most once per call");
                     let (answer, keep) = run().await;
                     runner.finish(answer.clone(), keep);
                     return answer;
@@ -249,13 +251,17 @@ mod tests {
         assert_eq!(waiting.await.unwrap().as_deref(), Some("accepted"));
         // A copy arriving later gets the kept answer without running anything.
         let again = ledger
-            .run_once("call", "transfer-1", || async { ("ran twice".to_owned(), true) })
+            .run_once("call", "transfer-1", || async {
+                ("ran twice".to_owned(), true)
+            })
             .await;
         assert_eq!(again, "accepted");
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // Keys are per call.
         let other = ledger
-            .run_once("other call", "transfer-1", || async { ("other".to_owned(), true) })
+            .run_once("other call", "transfer-1", || async {
+                ("other".to_owned(), true)
+            })
             .await;
         assert_eq!(other, "other");
     }
@@ -285,7 +291,11 @@ mod tests {
             panic!("running");
         };
         drop(runner);
-        assert_eq!(wait(running).await, None, "the waiter is told, not left hanging");
+        assert_eq!(
+            wait(running).await,
+            None,
+            "the waiter is told, not left hanging"
+        );
         assert!(matches!(ledger.claim("call", "tool:a"), Claim::First(_)));
     }
 

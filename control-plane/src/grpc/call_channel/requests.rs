@@ -109,7 +109,10 @@ pub(super) async fn transfer(
         );
     };
     if let Err(e) = services.redirect_live_call(&session, &redirect).await {
-        tracing::warn!(code = e.code(), "transfer not possible; the call stays with the ai: {e}");
+        tracing::warn!(
+            code = e.code(),
+            "transfer not possible; the call stays with the ai: {e}"
+        );
         return Decision::refused(e.code(), e.to_string());
     }
     let reason = handoff_reason(&request.reason);
@@ -172,7 +175,10 @@ pub(super) async fn fallback(
             Decision::accepted()
         }
         Err(e) => {
-            tracing::error!(code = e.code(), "fallback redirect failed; the call ends: {e}");
+            tracing::error!(
+                code = e.code(),
+                "fallback redirect failed; the call ends: {e}"
+            );
             let change = StatusChange {
                 status: CallStatus::Failed,
                 end_reason: FALLBACK_END_REASON.to_owned(),
@@ -188,7 +194,11 @@ pub(super) async fn fallback(
 }
 
 /// The sidecar's status update, through the status machine.
-pub(super) async fn status(services: &Services, call_id: &str, update: pb::StatusUpdate) -> Decision {
+pub(super) async fn status(
+    services: &Services,
+    call_id: &str,
+    update: pb::StatusUpdate,
+) -> Decision {
     let status = match call_status_from_pb("status.status", update.status) {
         Ok(Some(status)) => status,
         Ok(None) => return Decision::refused("request.invalid", "status.status: required"),

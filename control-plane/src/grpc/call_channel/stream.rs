@@ -257,7 +257,11 @@ impl CallLoop {
                 let sender = self.sender.clone();
                 tokio::spawn(async move {
                     if let Some(result) = ledger::wait(running).await {
-                        let _ = sender.send(Ok(pb::ConnectResponse { message: Some(result) })).await;
+                        let _ = sender
+                            .send(Ok(pb::ConnectResponse {
+                                message: Some(result),
+                            }))
+                            .await;
                     }
                 });
                 return None;
@@ -286,7 +290,9 @@ impl CallLoop {
                         .invoke(&tool, &call_id, &call.tool_call_id, &call.arguments_json)
                         .await
                 }
-                None => ToolOutcome::failed("tool.unknown", format!("no tool named {:?}", call.name)),
+                None => {
+                    ToolOutcome::failed("tool.unknown", format!("no tool named {:?}", call.name))
+                }
             };
             drop(permit);
             if let Some(error) = &outcome.error {
@@ -294,7 +300,11 @@ impl CallLoop {
             }
             let result = tool_result(&call.tool_call_id, outcome);
             runner.finish(result.clone(), true);
-            let _ = sender.send(Ok(pb::ConnectResponse { message: Some(result) })).await;
+            let _ = sender
+                .send(Ok(pb::ConnectResponse {
+                    message: Some(result),
+                }))
+                .await;
         });
         None
     }

@@ -203,7 +203,11 @@ impl CallCore {
                 out,
             );
         }
-        if self.transfer.as_ref().is_some_and(|t| now_ms >= t.deadline_ms) {
+        if self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| now_ms >= t.deadline_ms)
+        {
             self.counters.tool_timeouts += 1;
             let error = CallError {
                 code: "transfer.timeout".to_owned(),

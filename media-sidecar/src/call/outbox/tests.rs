@@ -255,7 +255,10 @@ fn requests_wait_until_answered_and_go_again_on_a_new_stream() {
 
     outbox.on_link_lost();
     outbox.push(item("said while down")).expect("room");
-    assert!(outbox.next_batch(0).is_none(), "nothing goes while the link is down");
+    assert!(
+        outbox.next_batch(0).is_none(),
+        "nothing goes while the link is down"
+    );
     assert!(outbox.next_request(0).is_none());
     assert!(!outbox.link_up());
 
@@ -264,13 +267,23 @@ fn requests_wait_until_answered_and_go_again_on_a_new_stream() {
     assert_eq!(outbox.next_request(10), Some(tool_call("call_1", "{}")));
     assert_eq!(outbox.next_request(10), Some(status("status-1")));
     assert!(outbox.answer(RequestKind::ToolCall, "call_1"));
-    assert!(!outbox.answer(RequestKind::ToolCall, "call_1"), "answered once");
-    assert!(!outbox.answer(RequestKind::Status, "call_1"), "found by kind and id");
+    assert!(
+        !outbox.answer(RequestKind::ToolCall, "call_1"),
+        "answered once"
+    );
+    assert!(
+        !outbox.answer(RequestKind::Status, "call_1"),
+        "found by kind and id"
+    );
     assert!(outbox.has_request(RequestKind::Status));
     assert!(outbox.answer(RequestKind::Status, "status-1"));
     outbox.on_link_lost();
     outbox.reset_after_reconnect(0);
-    assert_eq!(outbox.next_request(20), None, "answered requests never go again");
+    assert_eq!(
+        outbox.next_request(20),
+        None,
+        "answered requests never go again"
+    );
 }
 
 #[test]
@@ -317,7 +330,10 @@ fn tool_calls_share_the_byte_bound_with_items_and_the_status_is_always_kept() {
             capacity_bytes: 1_000
         })
     );
-    assert!(!outbox.has_request(RequestKind::ToolCall), "refused, not queued");
+    assert!(
+        !outbox.has_request(RequestKind::ToolCall),
+        "refused, not queued"
+    );
     outbox
         .push_request(RequestKind::Status, "status-1", status("status-1"))
         .expect("the final status never waits for room");

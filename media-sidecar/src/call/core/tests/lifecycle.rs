@@ -44,7 +44,10 @@ fn stop_ends_the_call_completed_once_the_log_is_stored() {
     let status = call.statuses()[0].clone();
     assert_eq!(status.status, CallStatus::Completed as i32);
     assert_eq!(status.end_reason, "caller_hung_up");
-    assert!(!call.core.is_settled(), "settled once the control plane answers");
+    assert!(
+        !call.core.is_settled(),
+        "settled once the control plane answers"
+    );
     call.answer(&status.request_id, Outcome::Accepted, "", 1_650);
     assert!(call.core.is_settled());
 }
@@ -68,7 +71,11 @@ fn finish_sends_the_final_status_when_the_log_cannot_be_stored() {
     assert!(!call.core.is_settled());
     call.answer(&request_id, Outcome::Accepted, "", 800);
     assert!(call.core.is_settled());
-    assert_eq!(call.core.outbox().unacknowledged(), 1, "the item stays counted");
+    assert_eq!(
+        call.core.outbox().unacknowledged(),
+        1,
+        "the item stays counted"
+    );
 }
 
 #[test]

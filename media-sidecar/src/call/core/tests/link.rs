@@ -92,7 +92,10 @@ fn a_transfer_asked_while_down_goes_after_the_reconnect_and_copies_keep_its_id()
     call.reconnect(1, 3_000);
     assert_eq!(sent_since(&call, before), ["transfer-1"]);
     let out = call.answer("transfer-1", Outcome::Accepted, "", 3_100);
-    assert_eq!(frames(&out.to_openai)[0]["item"]["type"], "function_call_output");
+    assert_eq!(
+        frames(&out.to_openai)[0]["item"]["type"],
+        "function_call_output"
+    );
     // A second copy of the answer (to the second copy of the request) changes nothing.
     assert!(call
         .answer("transfer-1", Outcome::Accepted, "", 3_200)
@@ -108,7 +111,10 @@ fn tool_calls_wait_while_down_and_go_again_until_answered() {
     let before = call.sent.len();
     call.reconnect(0, 2_000);
     let sent = sent_since(&call, before);
-    assert!(sent.contains(&"tool:call_Qm3VbXh1sP0aT9e2".to_owned()), "{sent:?}");
+    assert!(
+        sent.contains(&"tool:call_Qm3VbXh1sP0aT9e2".to_owned()),
+        "{sent:?}"
+    );
     call.lose_control();
     let before = call.sent.len();
     call.reconnect(1, 3_000);
@@ -123,7 +129,9 @@ fn tool_calls_wait_while_down_and_go_again_until_answered() {
     let before = call.sent.len();
     call.reconnect(2, 4_000);
     assert!(
-        !sent_since(&call, before).iter().any(|s| s.starts_with("tool:")),
+        !sent_since(&call, before)
+            .iter()
+            .any(|s| s.starts_with("tool:")),
         "answered: never sent again"
     );
 }
@@ -159,11 +167,23 @@ fn a_fallback_waits_for_the_stream_and_its_refusal_hangs_up_failed() {
         fallback_request.error.map(|e| e.code),
         Some("openai.unavailable".into())
     );
-    assert!(call.ack(1, 2_100).to_control.is_empty(), "the status waits for the answer");
-    let out = call.answer("fallback-1", Outcome::Refused, "twilio.redirect_failed", 2_200);
+    assert!(
+        call.ack(1, 2_100).to_control.is_empty(),
+        "the status waits for the answer"
+    );
+    let out = call.answer(
+        "fallback-1",
+        Outcome::Refused,
+        "twilio.redirect_failed",
+        2_200,
+    );
     assert!(out.close_twilio, "nobody else will end the call");
     let status = &call.statuses()[0];
-    assert_eq!(status.status, CallStatus::Failed as i32, "not handed off after all");
+    assert_eq!(
+        status.status,
+        CallStatus::Failed as i32,
+        "not handed off after all"
+    );
     let status_id = status.request_id.clone();
     call.answer(&status_id, Outcome::Accepted, "", 2_300);
     assert!(call.core.is_settled());
@@ -187,7 +207,10 @@ fn a_retry_answer_sends_the_same_request_again_after_a_back_off() {
     call.auto_ack = false;
     call.twilio(recorded("stop")[0].frame, 1_000);
     let id = call.statuses()[0].request_id.clone();
-    assert!(call.answer(&id, Outcome::Retry, "store.unavailable", 1_100).to_control.is_empty());
+    assert!(call
+        .answer(&id, Outcome::Retry, "store.unavailable", 1_100)
+        .to_control
+        .is_empty());
     assert!(call.tick(1_300).to_control.is_empty());
     call.tick(1_350);
     assert_eq!(call.statuses().len(), 2);
@@ -226,7 +249,10 @@ fn at_the_byte_bound_tool_calls_get_an_error_at_once_and_items_are_counted() {
     let down = frames(&out.to_openai);
     let output = json(down[0]["item"]["output"].as_str().unwrap());
     assert!(
-        output["error"].as_str().unwrap().contains("call outbox full"),
+        output["error"]
+            .as_str()
+            .unwrap()
+            .contains("call outbox full"),
         "{output}"
     );
     assert!(out.to_control.is_empty());
@@ -248,7 +274,10 @@ fn an_older_control_plane_that_never_answers_counts_requests_done_once_sent() {
     let out = call.openai(&transfer_done(), 1_000);
     let down = frames(&out.to_openai);
     let output = json(down[0]["item"]["output"].as_str().unwrap());
-    assert_eq!(output["status"], "transferring", "as before answers existed");
+    assert_eq!(
+        output["status"], "transferring",
+        "as before answers existed"
+    );
     call.ack(3, 1_100);
     let end = call.twilio(recorded("stop")[0].frame, 2_000).end.clone();
     assert_eq!(end.expect("ended").kind, EndKind::HandedOff);

@@ -98,7 +98,11 @@ fn the_start_up_buffer_is_bounded_in_bytes_too() {
         call.twilio(frame.frame, frame.t_ms);
     }
     let out = call.openai(SESSION_CREATED, 100);
-    assert_eq!(out.to_openai.len(), 3, "session.update and the two newest frames");
+    assert_eq!(
+        out.to_openai.len(),
+        3,
+        "session.update and the two newest frames"
+    );
     assert_eq!(call.core.counters().caller_frames_dropped, 1);
 }
 

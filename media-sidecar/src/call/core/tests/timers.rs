@@ -59,7 +59,10 @@ fn a_quiet_twilio_socket_ends_the_call_failed_after_the_idle_timeout() {
     let mut call = started_with(agent(), limits(15_000, 0));
     let media = recorded("media")[0].frame;
     call.twilio(media, 10_000);
-    assert!(call.tick(24_999).end.is_none(), "a frame keeps the socket alive");
+    assert!(
+        call.tick(24_999).end.is_none(),
+        "a frame keeps the socket alive"
+    );
     let out = call.tick(25_000);
     let end = out.end.clone().expect("ended");
     assert_eq!(end.kind, EndKind::TwilioIdle);
@@ -125,7 +128,11 @@ fn a_goodbye_that_does_not_finish_is_cut_at_the_wait_and_the_default_line_is_use
     let instructions = create["response"]["instructions"].as_str().unwrap();
     assert!(instructions.ends_with(DEFAULT_GOODBYE), "{instructions}");
     assert!(call.tick(MINUTE + 9_999).end.is_none());
-    let end = call.tick(MINUTE + 10_000).end.clone().expect("hung up anyway");
+    let end = call
+        .tick(MINUTE + 10_000)
+        .end
+        .clone()
+        .expect("hung up anyway");
     assert_eq!(end.kind, EndKind::MaxDuration);
 }
 
@@ -144,7 +151,10 @@ fn the_agents_own_limit_wins_and_a_response_in_progress_is_cancelled_first() {
     assert_eq!(cancel["response_id"], "resp_talking");
     let out = call.openai(&response_done("resp_talking"), 30_100);
     let create = &frames(&out.to_openai)[0];
-    assert_eq!(create["event_id"], "sb_goodbye", "asked once the response ended");
+    assert_eq!(
+        create["event_id"], "sb_goodbye",
+        "asked once the response ended"
+    );
 }
 
 #[test]

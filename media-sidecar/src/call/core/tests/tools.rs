@@ -242,7 +242,10 @@ fn a_refused_transfer_is_the_models_failed_result_and_the_call_goes_on() {
     let output = json(down[0]["item"]["output"].as_str().unwrap());
     assert_eq!(output["status"], "failed");
     assert_eq!(output["error"], "handoff.no_target (test)");
-    assert_eq!(down[1]["type"], "response.create", "the model tells the caller");
+    assert_eq!(
+        down[1]["type"], "response.create",
+        "the model tells the caller"
+    );
     assert!(out.end.is_none());
     let logged = json(&call.logged.last().expect("output item").payload_json);
     assert_eq!(logged["error"]["code"], "handoff.no_target");
@@ -268,7 +271,11 @@ fn a_transfer_nobody_answers_fails_after_the_tool_timeout() {
     call.openai(&transfer_done(), 2_000);
     assert!(call.tick(2_000 + 74_000).to_openai.is_empty());
     let out = call.tick(2_000 + 75_000);
-    let output = json(frames(&out.to_openai)[0]["item"]["output"].as_str().unwrap());
+    let output = json(
+        frames(&out.to_openai)[0]["item"]["output"]
+            .as_str()
+            .unwrap(),
+    );
     assert_eq!(output["status"], "failed");
     assert_eq!(call.core.counters().tool_timeouts, 1);
     // Its request is dropped: it is not sent again after a reconnect.
