@@ -443,6 +443,7 @@ async fn open_call(
                 stream_sid: format!("MZ{suffix}"),
                 call_sid: format!("CA{suffix}"),
                 sidecar_id: "append-bench".into(),
+                resume: false,
             })),
         })
         .await?;

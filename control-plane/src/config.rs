@@ -57,6 +57,11 @@ pub const ENV_TOOL_SIGNING_SECRET: &str = "SWITCHBOARD_TOOL_SIGNING_SECRET";
 /// A PEM file of extra CAs trusted for tool webhooks (a private CA), besides the
 /// webpki roots and the platform's store.
 pub const ENV_TOOL_CA_FILE: &str = "SWITCHBOARD_TOOL_CA_FILE";
+/// Most tool webhooks of one call running at once; beyond it the model gets an error
+/// result at once.
+pub const ENV_TOOL_MAX_IN_FLIGHT_PER_CALL: &str = "SWITCHBOARD_TOOL_MAX_IN_FLIGHT_PER_CALL";
+/// Most tool webhooks running at once on this replica, all calls together.
+pub const ENV_TOOL_MAX_IN_FLIGHT: &str = "SWITCHBOARD_TOOL_MAX_IN_FLIGHT";
 /// Database used when a MongoDB URI names none.
 pub const DEFAULT_MONGODB_DATABASE: &str = "switchboard";
 
@@ -114,6 +119,8 @@ pub struct Config {
     pub tool_signing_secret: Option<Secret>,
     /// [`ENV_TOOL_CA_FILE`].
     pub tool_ca: Option<CaBundle>,
+    /// [`ENV_TOOL_MAX_IN_FLIGHT_PER_CALL`] and [`ENV_TOOL_MAX_IN_FLIGHT`].
+    pub tool_limits: crate::tools::ToolLimits,
     pub twilio: TwilioConfig,
     pub webhooks: WebhookConfig,
 }
@@ -225,6 +232,18 @@ impl Config {
         let tool_ca = get(ENV_TOOL_CA_FILE)
             .map(|path| CaBundle::load(ENV_TOOL_CA_FILE, &PathBuf::from(path)))
             .transpose()?;
+        let tool_limits = crate::tools::ToolLimits {
+            per_call: positive(
+                ENV_TOOL_MAX_IN_FLIGHT_PER_CALL,
+                get(ENV_TOOL_MAX_IN_FLIGHT_PER_CALL),
+                crate::tools::DEFAULT_PER_CALL,
+            )?,
+            per_replica: positive(
+                ENV_TOOL_MAX_IN_FLIGHT,
+                get(ENV_TOOL_MAX_IN_FLIGHT),
+                crate::tools::DEFAULT_PER_REPLICA,
+            )?,
+        };
         Ok(Config {
             grpc_addr,
             store,
@@ -234,6 +253,7 @@ impl Config {
             default_agent_id: get(ENV_DEFAULT_AGENT_ID),
             tool_signing_secret: get(ENV_TOOL_SIGNING_SECRET).map(Secret::new),
             tool_ca,
+            tool_limits,
             twilio,
             webhooks,
         })
@@ -246,6 +266,24 @@ impl Config {
         config.store = StoreConfig::Embedded(dir);
         config.telemetry.filter = "warn".into();
         config
+    }
+}
+
+/// A whole number of at least 1, or `default` when unset.
+fn positive(
+    variable: &'static str,
+    value: Option<String>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(error(
+            variable,
+            format!("{value:?} is not a positive whole number"),
+        )),
     }
 }
 
@@ -298,6 +336,13 @@ mod tests {
         assert_eq!(c.store, StoreConfig::Embedded(PathBuf::from("./data")));
         assert_eq!(c.twilio.api_url, DEFAULT_TWILIO_API_URL);
         assert_eq!(c.api_token, None);
+        assert_eq!(c.tool_limits, crate::tools::ToolLimits::default());
+        let c = config(&[
+            (ENV_TOOL_MAX_IN_FLIGHT_PER_CALL, "2"),
+            (ENV_TOOL_MAX_IN_FLIGHT, "64"),
+        ])
+        .unwrap();
+        assert_eq!((c.tool_limits.per_call, c.tool_limits.per_replica), (2, 64));
     }
 
     #[test]
@@ -333,6 +378,8 @@ mod tests {
             (ENV_VOICE_WEBHOOK_URL, "ftp://sidecar/api/twilio/voice"),
             (ENV_STATUS_WEBHOOK_URL, "https://sidecar/api/twilio/status"),
             (ENV_TOOL_CA_FILE, "/nonexistent/tool-ca.pem"),
+            (ENV_TOOL_MAX_IN_FLIGHT_PER_CALL, "0"),
+            (ENV_TOOL_MAX_IN_FLIGHT, "many"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{value}");

@@ -18,6 +18,52 @@ use crate::error::store_status;
 use crate::events::{CallEvent, EventBus, EventKind};
 use crate::store::{Store, StoreResult};
 
+/// Why a handoff found nowhere to send the call.
+pub(crate) const NO_HANDOFF_TARGET: &str = "no handoff target given and its agent has none";
+
+/// Why a live call could not be redirected. Twilio was not asked, or refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RedirectError {
+    #[error("no twilio credentials are configured")]
+    NotConfigured,
+    #[error("call {call_id} has no twilio call sid yet")]
+    NoCallSid { call_id: String },
+    #[error("call {call_id}: {source}")]
+    Twilio {
+        call_id: String,
+        source: crate::twilio_api::TwilioError,
+    },
+}
+
+impl RedirectError {
+    /// The stable code recorded and sent to sidecars (`twilio.not_configured`, …).
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            RedirectError::NotConfigured => "twilio.not_configured",
+            RedirectError::NoCallSid { .. } => "twilio.no_call_sid",
+            RedirectError::Twilio { .. } => "twilio.redirect_failed",
+        }
+    }
+}
+
+impl From<RedirectError> for tonic::Status {
+    fn from(e: RedirectError) -> Self {
+        match e {
+            RedirectError::Twilio { .. } => tonic::Status::unavailable(e.to_string()),
+            _ => tonic::Status::failed_precondition(e.to_string()),
+        }
+    }
+}
+
+/// The end reason of a handoff: the requester's reason, else `handoff_requested`.
+pub(crate) fn handoff_reason(reason: &str) -> &str {
+    if reason.is_empty() {
+        "handoff_requested"
+    } else {
+        reason
+    }
+}
+
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -141,26 +187,6 @@ impl Services {
         }
     }
 
-    /// Redirects a live call to its agent's fallback and ends its session accordingly.
-    pub(crate) async fn play_fallback(
-        &self,
-        session: &CallSession,
-        error: Option<domain::CallError>,
-    ) -> Result<CallSession, tonic::Status> {
-        let agent = self
-            .agent_or_default(&session.agent_id)
-            .await
-            .ok()
-            .flatten();
-        let redirect = crate::redirect::fallback(agent.as_ref());
-        // The session ends either way: the AI is gone whether or not Twilio listened.
-        if let Err(status) = self.redirect_live_call(session, &redirect).await {
-            tracing::error!(call_id = %session.id, "fallback redirect failed: {}", status.message());
-        }
-        self.end_redirected(session, &redirect, "ai_unavailable", error)
-            .await
-    }
-
     /// Hands a live call to humans: `target`, or the agent's handoff target. The
     /// session ends `handed-off` only once Twilio took the redirect.
     pub(crate) async fn hand_off(
@@ -170,6 +196,20 @@ impl Services {
         reason: &str,
         say: &str,
     ) -> Result<CallSession, tonic::Status> {
+        let redirect = self.handoff_redirect(session, target, say).await?;
+        self.redirect_live_call(session, &redirect).await?;
+        self.end_redirected(session, &redirect, handoff_reason(reason), None)
+            .await
+    }
+
+    /// The redirect a handoff of `session` to `target` (or its agent's handoff target)
+    /// runs. FAILED_PRECONDITION when the call has ended or there is no target.
+    pub(crate) async fn handoff_redirect(
+        &self,
+        session: &CallSession,
+        target: Option<domain::HandoffTarget>,
+        say: &str,
+    ) -> Result<crate::redirect::Redirect, tonic::Status> {
         if !session.is_live() {
             return Err(tonic::Status::failed_precondition(format!(
                 "call {} has ended ({})",
@@ -180,47 +220,37 @@ impl Services {
             .agent_or_default(&session.agent_id)
             .await
             .map_err(crate::error::store_status)?;
-        let Some(redirect) = crate::redirect::transfer(agent.as_ref(), target, say) else {
-            return Err(tonic::Status::failed_precondition(format!(
-                "call {}: no handoff target given and its agent has none",
-                session.id
-            )));
-        };
-        self.redirect_live_call(session, &redirect).await?;
-        let reason = if reason.is_empty() {
-            "handoff_requested"
-        } else {
-            reason
-        };
-        self.end_redirected(session, &redirect, reason, None).await
+        crate::redirect::transfer(agent.as_ref(), target, say).ok_or_else(|| {
+            tonic::Status::failed_precondition(format!("call {}: {NO_HANDOFF_TARGET}", session.id))
+        })
     }
 
     /// Asks Twilio to run `redirect.twiml` on the live call.
-    async fn redirect_live_call(
+    pub(crate) async fn redirect_live_call(
         &self,
         session: &CallSession,
         redirect: &crate::redirect::Redirect,
-    ) -> Result<(), tonic::Status> {
+    ) -> Result<(), RedirectError> {
         let Some(twilio) = &self.twilio else {
-            return Err(tonic::Status::failed_precondition(
-                "no twilio credentials are configured",
-            ));
+            return Err(RedirectError::NotConfigured);
         };
         if session.twilio_call_sid.is_empty() {
-            return Err(tonic::Status::failed_precondition(format!(
-                "call {} has no twilio call sid yet",
-                session.id
-            )));
+            return Err(RedirectError::NoCallSid {
+                call_id: session.id.clone(),
+            });
         }
         let update = switchboard_twilio::rest::UpdateCall::redirect_twiml(redirect.twiml.clone());
         twilio
             .update_call(&session.twilio_call_sid, &update)
             .await
-            .map_err(|e| tonic::Status::unavailable(format!("call {}: {e}", session.id)))
+            .map_err(|source| RedirectError::Twilio {
+                call_id: session.id.clone(),
+                source,
+            })
     }
 
     /// Records where a redirected call went and ends its session.
-    async fn end_redirected(
+    pub(crate) async fn end_redirected(
         &self,
         session: &CallSession,
         redirect: &crate::redirect::Redirect,

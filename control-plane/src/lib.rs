@@ -96,7 +96,8 @@ pub async fn serve_with_store(
         store,
         events: events::EventBus::new(),
         default_agent_id: config.default_agent_id.clone(),
-        tools: tools::ToolInvoker::with_client(config.tool_signing_secret.clone(), tool_client),
+        tools: tools::ToolInvoker::with_client(config.tool_signing_secret.clone(), tool_client)
+            .with_limits(config.tool_limits),
         twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio, twilio_client)
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
         webhooks: config.webhooks.clone(),

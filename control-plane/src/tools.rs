@@ -2,6 +2,9 @@
 //! POSTs the arguments to the tool's URL with a deadline and hands the reply back to
 //! the sidecar. A failure becomes a result the model can read, never a stuck call.
 //!
+//! Webhooks run beside the call stream, bounded per call and per replica
+//! (`tools/limits.rs`): beyond a bound the model gets an error result at once.
+//!
 //! With a signing secret (`SWITCHBOARD_TOOL_SIGNING_SECRET`), every request carries
 //! `X-Switchboard-Timestamp: <unix seconds>` and
 //! `X-Switchboard-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, so a
@@ -13,8 +16,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Secret;
-
 use crate::domain::{CallError, Tool};
+
+mod limits;
+
+pub use limits::{
+    LimitReached, ToolLimits, ToolPermit, ToolSlots, DEFAULT_PER_CALL, DEFAULT_PER_REPLICA,
+};
 
 /// Deadline when the tool declares none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +39,11 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
+    /// A tool call that was not started because a bound was reached.
+    pub fn too_many(reached: LimitReached) -> Self {
+        Self::failed("tool.too_many_in_flight", reached.to_string())
+    }
+
     pub fn failed(code: &str, message: String) -> Self {
         let output_json = serde_json::json!({ "error": message }).to_string();
         Self {
@@ -48,11 +61,12 @@ pub const TIMESTAMP_HEADER: &str = "x-switchboard-timestamp";
 /// Header carrying `v1=<hex HMAC-SHA256>` over `"<timestamp>.<body>"`.
 pub const SIGNATURE_HEADER: &str = "x-switchboard-signature";
 
-/// Calls tool webhooks. Cheap to clone (one shared connection pool).
+/// Calls tool webhooks. Cheap to clone (one shared connection pool, one set of slots).
 #[derive(Debug, Clone, Default)]
 pub struct ToolInvoker {
     client: reqwest::Client,
     signing_secret: Option<Secret>,
+    slots: ToolSlots,
 }
 
 /// The signature header value of `body` sent at `timestamp`.
@@ -78,7 +92,21 @@ impl ToolInvoker {
         Self {
             client,
             signing_secret,
+            slots: ToolSlots::default(),
         }
+    }
+
+    /// Bounds the webhooks running at once by `limits` (default: [`ToolLimits::default`]).
+    pub fn with_limits(self, limits: ToolLimits) -> Self {
+        Self {
+            slots: ToolSlots::new(limits),
+            ..self
+        }
+    }
+
+    /// The slots every webhook run takes one of ([`ToolSlots::try_acquire`]).
+    pub fn slots(&self) -> &ToolSlots {
+        &self.slots
     }
 
     /// POSTs `{"call_id", "tool_call_id", "name", "arguments"}` to the tool's webhook.

@@ -150,6 +150,7 @@ async fn status_updates_on_the_stream_end_the_call() {
                 code: "openai.unavailable".into(),
                 message: "connection refused".into(),
             }),
+            request_id: String::new(),
         })),
     })
     .await;

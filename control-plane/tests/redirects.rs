@@ -53,6 +53,7 @@ async fn when_the_ai_is_unavailable_the_call_is_redirected_to_the_agents_fallbac
                 code: "openai.unavailable".into(),
                 message: "connection refused".into(),
             }),
+            request_id: String::new(),
         })),
     })
     .await;

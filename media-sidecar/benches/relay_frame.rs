@@ -141,6 +141,7 @@ fn started_call() -> (CallCore, Actions) {
         }),
         agent_settings: Some(agent),
         stored_through_seq: 0,
+        answers_requests: true,
     };
     let mut core = CallCore::new(config, Dialect::Ga, CallLimits::default(), 0);
     let mut out = Actions::new();

@@ -18,19 +18,23 @@
 //!   (`tools.rs`) and the conversation items it writes (`log.rs`).
 //! - `actions.rs` — [`Actions`], the reusable output of every input, and [`End`].
 //! - `counters.rs` — [`CallCounters`] for metrics: frames relayed, rejected by reason.
-//! - `outbox.rs` — [`Outbox`]: per-call sequence numbers, batches, ack/nack, resend.
+//! - `outbox.rs` — [`Outbox`]: per-call sequence numbers, batches, ack/nack, resend, and
+//!   the requests (tool calls, transfer, fallback, final status) kept until answered.
+//! - `backoff.rs` — [`Backoff`]: when to reopen a broken control stream (full jitter).
 //! - `session_config.rs` — `AgentSettings` → `session.update` settings.
 
 mod actions;
+pub mod backoff;
 mod core;
 mod counters;
 pub mod driver;
 pub mod outbox;
 pub mod session_config;
 
-pub use self::actions::{Actions, End, EndKind, Frames, HandoffRequest, RealtimeError};
-pub use self::core::{CallCore, CallLimits};
+pub use self::actions::{Actions, End, EndKind, Frames, RealtimeError, Refusal};
+pub use self::backoff::Backoff;
+pub use self::core::{CallCore, CallLimits, DEFAULT_GOODBYE};
 pub use self::counters::{CallCounters, RejectCounts, RejectReason};
 pub use self::driver::CallDriver;
-pub use self::outbox::{Outbox, OutboxFull, OutboxLimits};
+pub use self::outbox::{Outbox, OutboxFull, OutboxLimits, RequestKind};
 pub use self::session_config::{session_config, SessionPlan, SkippedTool, TRANSFER_TO_HUMAN};

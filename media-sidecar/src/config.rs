@@ -13,7 +13,8 @@
 //! - without `SWITCHBOARD_STREAM_TOKEN_SECRET`, a random per-process secret signs stream
 //!   tokens, so a token only verifies on the replica that issued it.
 //!
-//! Value parsers (durations, URLs, numbers) are in `config/parse.rs`.
+//! Value parsers (durations, URLs, numbers) are in `config/parse.rs`; the per-call
+//! timings (idle Twilio sockets, the default longest call) in `config/calls.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,9 +28,14 @@ use parse::{
 };
 use rustls::pki_types::CertificateDer;
 
+mod calls;
 mod parse;
 mod realtime;
 
+pub use calls::{
+    CallTimings, DEFAULT_MAX_CALL_DURATION, DEFAULT_TWILIO_IDLE_TIMEOUT, ENV_MAX_CALL_DURATION,
+    ENV_TWILIO_IDLE_TIMEOUT, MIN_TWILIO_IDLE_TIMEOUT,
+};
 pub use parse::PublicUrl;
 pub use realtime::{AzureAuth, AzureConfig, CaBundle, OpenAiConfig, ProxyConfig};
 
@@ -164,6 +170,8 @@ pub struct Config {
     pub max_calls: usize,
     /// How long active calls may run on after SIGTERM.
     pub drain_grace: Duration,
+    /// Idle Twilio sockets and the default longest call.
+    pub calls: CallTimings,
     /// This replica's name, sent with `OpenInboundCall` and `Hello`.
     pub sidecar_id: String,
     pub fallback: FallbackConfig,
@@ -293,6 +301,12 @@ pub struct Flags {
     /// Grace for active calls after SIGTERM, e.g. `30s`, `2m` [env: SWITCHBOARD_DRAIN_GRACE] [default: 30s]
     #[arg(long)]
     pub drain_grace: Option<String>,
+    /// Silence after which a Twilio socket counts as dead, e.g. `15s` [env: SWITCHBOARD_TWILIO_IDLE_TIMEOUT] [default: 15s]
+    #[arg(long)]
+    pub twilio_idle_timeout: Option<String>,
+    /// Longest call when the agent sets none; `0` for no limit [env: SWITCHBOARD_MAX_CALL_DURATION] [default: 4h]
+    #[arg(long)]
+    pub max_call_duration: Option<String>,
     /// This replica's name [env: SWITCHBOARD_SIDECAR_ID] [default: $HOSTNAME or random]
     #[arg(long)]
     pub sidecar_id: Option<String>,
@@ -358,6 +372,8 @@ impl Config {
             (ENV_STREAM_TOKEN_TTL, &flags.stream_token_ttl),
             (ENV_MAX_CALLS, &flags.max_calls),
             (ENV_DRAIN_GRACE, &flags.drain_grace),
+            (ENV_TWILIO_IDLE_TIMEOUT, &flags.twilio_idle_timeout),
+            (ENV_MAX_CALL_DURATION, &flags.max_call_duration),
             (ENV_SIDECAR_ID, &flags.sidecar_id),
             (ENV_FALLBACK_MESSAGE, &flags.fallback_message),
             (ENV_FALLBACK_NUMBER, &flags.fallback_number),
@@ -435,6 +451,7 @@ impl Config {
             ENV_DRAIN_GRACE,
             &or_default(ENV_DRAIN_GRACE, DEFAULT_DRAIN_GRACE),
         )?;
+        let calls = CallTimings::parse(&get)?;
         let sidecar_id = match get(ENV_SIDECAR_ID) {
             Some(id) => single_word(ENV_SIDECAR_ID, id)?,
             None => get(ENV_HOSTNAME)
@@ -477,6 +494,7 @@ impl Config {
             stream_token,
             max_calls,
             drain_grace,
+            calls,
             sidecar_id,
             fallback: FallbackConfig { message, number },
             telemetry: TelemetryConfig { filter, format },

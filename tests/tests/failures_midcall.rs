@@ -1,7 +1,8 @@
 //! Faults in the middle of a call (docs/media-sidecar.md, "Promises kept under
 //! faults"): OpenAI refusing or dropping the socket sends the live call to the agent's
 //! fallback through Twilio's REST API, and a control plane killed and restarted during a
-//! call loses and duplicates no conversation item while the audio goes on.
+//! call loses and duplicates no conversation item while the audio goes on — also when
+//! the call ends while it is down: the final status waits in the sidecar.
 //!
 //! Refusals at the edge are in `failures.rs`.
 
@@ -364,4 +365,116 @@ async fn a_control_plane_restart_mid_call_loses_and_duplicates_no_item_and_the_a
 /// µ-law `media` messages the caller has received so far.
 fn received_media(caller: &Caller) -> u64 {
     caller.record().stream().map_or(0, |s| s.received.media)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_ends_while_the_control_plane_is_down_is_recorded_whole_once_it_is_back() {
+    const NUMBER: &str = "+14155550324";
+    let turn = |caller: &str, answer: &str| Turn {
+        caller: caller.into(),
+        reply: Some(Reply {
+            text: answer.into(),
+            audio_ms: Some(800),
+        }),
+        function_call: None,
+        after_call: None,
+    };
+    let script = Script {
+        turns: vec![
+            turn("First question.", "First answer."),
+            turn("Second question.", "Second answer."),
+        ],
+        ..Script::default()
+    };
+    let openai = openai_sim(script, Vec::new()).await;
+    let mut harness = Harness::start(StoreKind::from_env(), &realtime_url(&openai), None).await;
+    let agent_id = create_agent(&harness, agent("Ends while down", NUMBER)).await;
+
+    let talk = TalkScript::saying(AudioSource::hello_en())
+        .say_at(Duration::from_millis(6_000), AudioSource::hello_en())
+        .hang_up_after(Duration::from_millis(11_000));
+    let caller = Caller::start(inbound(&harness, NUMBER, talk));
+    let first = agent_session_where(&harness, &agent_id, Duration::from_secs(15), |s| {
+        s.conversation.len() >= 2
+    })
+    .await
+    .unwrap_or_else(|| panic!("the first turn was not stored\n{}", harness.logs()));
+
+    // The control plane dies; the second turn and the hang-up happen without it.
+    harness.kill_control_plane();
+    let record = finished(&caller, &harness).await;
+    assert_eq!(record.end, Some(CallEnd::CallerHungUp), "{record:?}");
+    let session = openai.records().last().expect("an openai session");
+    assert!(session.user_turns.len() >= 2, "{session:?}");
+    // The sidecar holds the call until what it must say is delivered.
+    let holding = eventually(Duration::from_secs(10), || async {
+        let active = harness.sidecar_active_calls().await?;
+        let ended = openai.records().last()?.ended.is_some();
+        (active == 1 && ended).then_some(())
+    })
+    .await;
+    assert!(
+        holding.is_some(),
+        "the call should wait for the control plane, its openai session closed\n{}",
+        harness.logs()
+    );
+
+    // Back (same store, same port): the resumed stream delivers the rest, once.
+    harness.start_control_plane();
+    let stored = agent_session_where(&harness, &agent_id, Duration::from_secs(30), |s| {
+        s.status == pb::CallStatus::Completed as i32
+    })
+    .await
+    .unwrap_or_else(|| panic!("the final status was not stored\n{}", harness.logs()));
+    assert_eq!(stored.id, first.id);
+    assert_eq!(stored.end_reason, "caller_hung_up");
+    let session = openai.records().last().expect("an openai session");
+    let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{stored:?}"
+    );
+    let users: Vec<(&str, &str)> = stored
+        .conversation
+        .iter()
+        .filter(|i| i.role == pb::ConversationRole::User as i32)
+        .map(|i| (i.provider_item_id.as_str(), i.text.as_str()))
+        .collect();
+    let heard: Vec<(&str, &str)> = session
+        .user_turns
+        .iter()
+        .map(|(id, text)| (id.as_str(), text.as_str()))
+        .collect();
+    assert_eq!(users, heard, "every caller turn once: {stored:?}");
+    let answers: Vec<&str> = stored
+        .conversation
+        .iter()
+        .filter(|i| i.role == pb::ConversationRole::Assistant as i32)
+        .map(|i| i.text.as_str())
+        .collect();
+    let replies = ["First answer.", "Second answer."];
+    assert_eq!(
+        answers,
+        replies[..session.responses_created.len().min(2)],
+        "{stored:?}"
+    );
+    assert_eq!(stored.conversation.len(), users.len() + answers.len());
+
+    // The sidecar let the call go once the control plane had answered.
+    let settled = eventually(Duration::from_secs(15), || async {
+        let done = harness
+            .sidecar_metric(r#"switchboard_sidecar_calls_total{outcome="completed"}"#)
+            .await?;
+        let active = harness.sidecar_active_calls().await?;
+        (done == 1.0 && active == 0).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "{}", harness.logs());
+    let reopened = harness
+        .sidecar
+        .output()
+        .matches("control stream reopened")
+        .count();
+    assert_eq!(reopened, 1, "{}", harness.logs());
 }

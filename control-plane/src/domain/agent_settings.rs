@@ -116,13 +116,17 @@ pub struct AgentSettings {
     pub turn_detection: TurnDetection,
     pub input_transcription: InputTranscription,
     pub greeting: String,
-    /// 0 means no limit.
+    /// 0 means the media sidecar's default limit.
     pub max_call_duration_ms: u64,
     pub handoff_target: Option<HandoffTarget>,
     pub fallback: Fallback,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Said when the call reaches its maximum length; empty means the sidecar's built-in
+    /// goodbye. Absent from records written before it existed.
+    #[serde(default)]
+    pub goodbye: String,
 }
 
 /// The name of the built-in tool that hands a call to humans.
@@ -132,6 +136,8 @@ pub const MAX_CALL_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
 /// Longest accepted tool webhook deadline.
 pub const MAX_TOOL_TIMEOUT_MS: u64 = 60_000;
 const MAX_NAME_CHARS: usize = 200;
+/// Longest accepted goodbye line.
+pub const MAX_GOODBYE_CHARS: usize = 1_000;
 const MAX_INSTRUCTIONS_BYTES: usize = 64 * 1024;
 const MAX_TOOLS: usize = 128;
 
@@ -175,6 +181,12 @@ impl AgentSettings {
             return Err(InvalidField::new(
                 "max_call_duration",
                 "longer than 4 hours",
+            ));
+        }
+        if self.goodbye.chars().count() > MAX_GOODBYE_CHARS {
+            return Err(InvalidField::new(
+                "goodbye",
+                format!("longer than {MAX_GOODBYE_CHARS} characters"),
             ));
         }
         match &self.handoff_target {
@@ -317,6 +329,7 @@ mod tests {
             turn_detection: TurnDetection::default(),
             input_transcription: InputTranscription::default(),
             greeting: String::new(),
+            goodbye: String::new(),
             max_call_duration_ms: 0,
             handoff_target: None,
             fallback: Fallback::default(),
@@ -377,5 +390,11 @@ mod tests {
         let mut a = agent();
         a.fallback.action = FallbackAction::Transfer;
         assert_eq!(field_of(&a), "fallback.action");
+
+        let mut a = agent();
+        a.goodbye = "さようなら".repeat(201);
+        assert_eq!(field_of(&a), "goodbye");
+        a.goodbye = "さようなら".repeat(200);
+        assert!(a.validate().is_ok(), "1,000 characters, not bytes");
     }
 }

@@ -54,6 +54,7 @@ fn apply_mask(
                 .input_transcription
                 .clone_from(&from.input_transcription),
             "greeting" => into.greeting.clone_from(&from.greeting),
+            "goodbye" => into.goodbye.clone_from(&from.goodbye),
             "max_call_duration" => into.max_call_duration_ms = from.max_call_duration_ms,
             "handoff_target" => into.handoff_target.clone_from(&from.handoff_target),
             "fallback" => into.fallback.clone_from(&from.fallback),

@@ -3,9 +3,13 @@
 //! `OpenInboundCall` turns Twilio's voice webhook into a session and a routing
 //! decision. `Connect` is one stream per live call: `Hello` → `CallConfig`, then
 //! conversation batches (acknowledged through the highest stored seq, refused with a
-//! `Nack` on a gap), status updates, usage and tool calls. Messages of one call are
+//! `Nack` on a gap), status updates, usage, tool calls and requests (transfer, fallback),
+//! answered once per request id however often a reconnecting sidecar re-sends them
+//! (`call_channel/ledger.rs`, `call_channel/requests.rs`). Messages of one call are
 //! handled in order, so appends keep their order; tool webhooks run beside them.
 
+mod ledger;
+mod requests;
 mod stream;
 
 use std::pin::Pin;
@@ -39,11 +43,16 @@ const OUT_QUEUE: usize = 64;
 #[derive(Debug, Clone)]
 pub struct CallChannelApi {
     services: Services,
+    /// What the call streams were asked to do, so each request is acted on once.
+    ledger: ledger::Ledger<Out>,
 }
 
 impl CallChannelApi {
     pub fn new(services: Services) -> Self {
-        Self { services }
+        Self {
+            services,
+            ledger: ledger::Ledger::new(),
+        }
     }
 
     /// How to answer a call's webhook, given its session and agent.
@@ -288,6 +297,7 @@ impl CallChannelService for CallChannelApi {
             services: self.services.clone(),
             session,
             sender,
+            ledger: self.ledger.clone(),
         };
         tokio::spawn(call.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -331,12 +341,14 @@ impl CallChannelApi {
         })
     }
 
-    /// Checks the call can take media, records the stream and builds its config.
+    /// Checks the call can take media, records the stream and builds its config. A
+    /// resumed stream (`hello.resume`) of a call that has ended meanwhile gets its config
+    /// as it is, with nothing recorded, so its sidecar can deliver what it still holds.
     async fn open_call(&self, hello: &pb::Hello) -> Result<(CallSession, pb::CallConfig), Status> {
         let store = &self.services.store;
         let call_id = &hello.call_id;
         let session = store.get_session(call_id).await.map_err(store_status)?;
-        if !session.is_live() {
+        if !session.is_live() && !hello.resume {
             return Err(Status::failed_precondition(format!(
                 "call {call_id} has ended ({})",
                 session.status
@@ -353,28 +365,35 @@ impl CallChannelApi {
                 session.agent_id
             )));
         };
-        let stream = StreamAttachment {
-            stream_sid: hello.stream_sid.clone(),
-            call_sid: hello.call_sid.clone(),
-            sidecar_id: hello.sidecar_id.clone(),
+        let attached = if session.is_live() {
+            let stream = StreamAttachment {
+                stream_sid: hello.stream_sid.clone(),
+                call_sid: hello.call_sid.clone(),
+                sidecar_id: hello.sidecar_id.clone(),
+            };
+            let attached = store
+                .attach_stream(call_id, &stream, domain::now())
+                .await
+                .map_err(store_status)?;
+            if attached.status == CallStatus::InProgress {
+                attached
+            } else {
+                self.services
+                    .change_status(call_id, &StatusChange::to(CallStatus::InProgress))
+                    .await?
+            }
+        } else {
+            tracing::info!(%call_id, status = %session.status, "stream resumed for a call that has ended");
+            session
         };
-        let mut attached = store
-            .attach_stream(call_id, &stream, domain::now())
-            .await
-            .map_err(store_status)?;
-        if attached.status != CallStatus::InProgress {
-            attached = self
-                .services
-                .change_status(call_id, &StatusChange::to(CallStatus::InProgress))
-                .await?;
-        }
         agent.instructions =
             template::render(&agent.instructions, &template::variables_for(&attached));
-        tracing::info!(%call_id, stream_sid = %hello.stream_sid, sidecar_id = %hello.sidecar_id, last_seq = attached.last_seq, "call connected");
+        tracing::info!(%call_id, stream_sid = %hello.stream_sid, sidecar_id = %hello.sidecar_id, last_seq = attached.last_seq, resume = hello.resume, "call connected");
         let config = pb::CallConfig {
             stored_through_seq: attached.last_seq,
             session: Some(session_to_pb(attached.clone())),
             agent_settings: Some(agent_to_pb(agent)),
+            answers_requests: true,
         };
         Ok((attached, config))
     }

@@ -266,6 +266,7 @@ pub(crate) fn agent_from_pb(
             })
             .unwrap_or_default(),
         greeting: a.greeting,
+        goodbye: a.goodbye,
         max_call_duration_ms: duration_ms_from_pb(
             &field("max_call_duration"),
             a.max_call_duration.as_ref(),
@@ -362,6 +363,7 @@ pub(crate) fn agent_to_pb(a: AgentSettings) -> pb::AgentSettings {
             prompt: a.input_transcription.prompt,
         }),
         greeting: a.greeting,
+        goodbye: a.goodbye,
         max_call_duration: duration_ms_to_pb(a.max_call_duration_ms),
         handoff_target: a.handoff_target.as_ref().map(handoff_target_to_pb),
         fallback: Some(pb::Fallback {

@@ -43,6 +43,7 @@ pub(crate) fn agent(name: &str, numbers: &[&str]) -> AgentSettings {
             prompt: String::new(),
         },
         greeting: "お電話ありがとうございます。".into(),
+        goodbye: "お時間になりましたので、失礼いたします。".into(),
         max_call_duration_ms: 600_000,
         handoff_target: Some(domain::HandoffTarget::Conference("support".into())),
         fallback: Fallback::default(),

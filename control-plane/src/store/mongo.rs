@@ -66,6 +66,7 @@ const AGENT_FIELDS: &[&str] = &[
     "turnDetection",
     "inputTranscription",
     "greeting",
+    "goodbye",
     "maxCallDurationMs",
     "handoffTarget",
     "fallback",

@@ -193,6 +193,7 @@ pub fn hello(call_id: &str) -> pb::ConnectRequest {
             stream_sid: "MZ00000000000000000000000000000001".into(),
             call_sid: String::new(),
             sidecar_id: "sidecar-test".into(),
+            resume: false,
         })),
     }
 }

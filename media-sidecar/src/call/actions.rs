@@ -1,5 +1,5 @@
 //! What the core asks the driver to do after one input: frames for Twilio and OpenAI,
-//! messages for the control plane, errors to log, a handoff to start, the end of the call.
+//! messages for the control plane, errors to log, the end of the call.
 //!
 //! [`Actions`] is reused across inputs: the driver calls [`Actions::clear`], feeds one
 //! input, carries the actions out, and repeats. [`Frames`] keeps the `String` buffers of
@@ -22,18 +22,22 @@ pub struct Actions {
     pub to_twilio: Frames,
     /// Text messages for the OpenAI Realtime socket, in order.
     pub to_openai: Frames,
-    /// Messages for the control plane's per-call stream, in order.
+    /// Messages for the control plane's per-call stream, in order. Empty while the
+    /// stream is down (`CallCore::on_control_lost`): what must be said waits in the
+    /// outbox and comes here again once the stream is back.
     pub to_control: Vec<ConnectRequest>,
     /// `error` events from OpenAI, for the driver to log with the call id.
     pub openai_errors: Vec<RealtimeError>,
-    /// The model asked to transfer the caller to a human (`transfer_to_human`). See
-    /// [`HandoffRequest`].
-    pub handoff: Option<HandoffRequest>,
+    /// Answers from the control plane that refused a request, for the driver to log.
+    pub refusals: Vec<Refusal>,
     /// Conversation items refused by a full outbox during this input (also counted in
     /// `CallCounters::items_overflowed`): warn about them.
     pub items_overflowed: u32,
     /// The call is over (set once per call). See [`End`].
     pub end: Option<End>,
+    /// Close the Twilio socket now, after the end: the control plane refused to redirect
+    /// the call to its fallback, so nobody else will end it. Twilio then hangs up.
+    pub close_twilio: bool,
 }
 
 /// A reusable list of text frames. See the module docs.
@@ -43,20 +47,13 @@ pub struct Frames {
     len: usize,
 }
 
-/// The model called `transfer_to_human`.
-///
-/// The control plane's `HandoffService` is not there yet, so the core does not wait for
-/// it: it has already logged a `HANDOFF` item, told the model the transfer is under way
-/// (so it says a short goodbye) and remembers that a handoff is in progress (a Twilio
-/// `stop` then ends the call `handed-off`). The driver starts the transfer — through
-/// `RequestHandoff` once it exists — or, until then, calls `CallCore::hand_off` to end
-/// the call as handed off.
+/// A request the control plane refused (`RequestAnswer` with outcome refused).
 #[derive(Debug, Clone, PartialEq)]
-pub struct HandoffRequest {
-    /// The model's reason, from the tool arguments (may be empty).
-    pub reason: String,
-    /// The agent's handoff target, if it has one.
-    pub target: Option<HandoffTarget>,
+pub struct Refusal {
+    /// The request's id (`transfer-1`, `fallback-1`, `status-1`).
+    pub request_id: String,
+    /// Why, as the control plane said it (`handoff.no_target`, `call.ended`, …).
+    pub error: CallError,
 }
 
 /// An OpenAI `error` event, for the log.
@@ -95,14 +92,19 @@ pub struct End {
 pub enum EndKind {
     /// Twilio sent `stop`: the caller hung up (or the call was redirected elsewhere).
     CallerHungUp,
-    /// The Twilio socket closed without `stop` (network, Twilio error).
+    /// The Twilio socket closed without `stop` (network, Twilio error), or a write to it
+    /// did not finish in time.
     TwilioClosed,
+    /// The Twilio socket sent nothing for `CallLimits::twilio_idle_timeout_ms`: it is
+    /// dead without having closed.
+    TwilioIdle,
     /// The control plane sent `Command::HangUp`, or the driver hung up (drain).
     HungUp,
     /// The call was handed to humans (`Command::HandOff`, `CallCore::hand_off`, or a
     /// Twilio `stop` while the model's transfer was in progress).
     HandedOff,
-    /// The agent's `max_call_duration` passed.
+    /// The agent's `max_call_duration` (or the sidecar's default) passed, and the
+    /// goodbye was said or its wait ran out.
     MaxDuration,
     /// The OpenAI socket was refused or dropped.
     OpenAiUnavailable,
@@ -124,9 +126,10 @@ impl Actions {
         self.to_openai.clear();
         self.to_control.clear();
         self.openai_errors.clear();
-        self.handoff = None;
+        self.refusals.clear();
         self.items_overflowed = 0;
         self.end = None;
+        self.close_twilio = false;
     }
 
     /// True when there is nothing to do.
@@ -135,9 +138,10 @@ impl Actions {
             && self.to_openai.is_empty()
             && self.to_control.is_empty()
             && self.openai_errors.is_empty()
-            && self.handoff.is_none()
+            && self.refusals.is_empty()
             && self.items_overflowed == 0
             && self.end.is_none()
+            && !self.close_twilio
     }
 }
 
@@ -193,7 +197,8 @@ impl End {
     /// True when the driver should close the Twilio socket itself. Twilio then runs the
     /// TwiML after `<Connect>` (the fallback, if the webhook answered one) or hangs up.
     /// False when Twilio already stopped the stream, or will (a handoff redirects the live
-    /// call, which ends the stream).
+    /// call, which ends the stream). An idle socket is closed too, though its peer will
+    /// likely never answer.
     pub fn close_twilio(&self) -> bool {
         !matches!(
             self.kind,

@@ -7,7 +7,9 @@
 //! relaying audio both ways with the base64 untouched, barge-in from echoed marks, the
 //! conversation log and its acks, tool calls, the greeting, usage, handoff, and how the
 //! call ends. The per-peer handling lives in `core/twilio.rs`, `core/openai.rs` and
-//! `core/control.rs`; tool calls in `core/tools.rs`; the items it logs in `core/log.rs`.
+//! `core/control.rs`; tool calls and the model's transfer in `core/tools.rs`; time-based
+//! ends (a quiet Twilio socket, the longest call and its goodbye) in `core/timers.rs`;
+//! the items it logs in `core/log.rs`.
 //!
 //! What it is not: it owns no socket, spawns nothing, reads no clock and logs nothing.
 //! `now_ms` is wall-clock milliseconds since the Unix epoch (it stamps conversation
@@ -19,27 +21,41 @@
 //! (feed it the Twilio `start` frame and any frames that arrived meanwhile, in order;
 //! caller audio is buffered until the OpenAI session is configured). The call ends once:
 //! [`Actions::end`] says how. After that the core only finishes the log: the final
-//! `StatusUpdate` is held until every item is acknowledged, so a control-plane restart
-//! during the goodbye loses nothing; [`CallCore::is_settled`] says when the driver may
-//! close the control stream, and [`CallCore::finish`] forces the status out when the
-//! grace period runs out.
+//! `StatusUpdate` is held until every item is acknowledged (and a fallback answered), so
+//! a control-plane restart during the goodbye loses nothing; [`CallCore::is_settled`]
+//! says when the control plane has answered it and the driver may close the stream, and
+//! [`CallCore::finish`] forces the status out when the grace period runs out.
+//!
+//! The control stream may break at any time: the driver says so
+//! ([`CallCore::on_control_lost`]) and everything the core must say — items, tool calls,
+//! the model's transfer, the fallback, the final status — waits in the [`Outbox`] until
+//! the stream is back and its `CallConfig` arrived; then it goes, in order, carrying the
+//! ids the control plane de-duplicates on.
 
 use switchboard_proto::v1::{
     connect_request::Message as Out, fallback, AgentSettings, CallConfig, CallError, CallStatus,
-    ConnectRequest, ConversationItem, HandoffTarget, Hello, StatusUpdate, Usage, UsageReport,
+    ConnectRequest, ConversationItem, FallbackRequest, HandoffTarget, Hello, StatusUpdate, Usage,
+    UsageReport,
 };
 use switchboard_realtime::{Dialect, Playback};
 
 use super::actions::{Actions, End, EndKind};
 use super::counters::CallCounters;
-use super::outbox::{Outbox, OutboxLimits};
+use super::outbox::{Outbox, OutboxLimits, RequestKind};
 use super::session_config::{session_config, SkippedTool};
 
 mod control;
 mod log;
 mod openai;
+mod timers;
 mod tools;
 mod twilio;
+
+pub use timers::DEFAULT_GOODBYE;
+
+/// Longest free text (a reason, an error message) the core puts in a request: keeps
+/// the requests that are always kept small.
+const MAX_REQUEST_TEXT: usize = 1_024;
 
 #[cfg(test)]
 mod tests;
@@ -53,15 +69,26 @@ pub struct CallLimits {
     /// and counted beyond it). 500 frames are 10 s of Twilio's 20 ms frames: as long as
     /// the control plane may take to send the call's config, so what the caller says
     /// while the call is being set up (a busy control plane, a slow Realtime handshake)
-    /// reaches the model instead of being cut. At most about 120 KB per call (500
-    /// base64 payloads of 216 bytes and their `String`s), and only until the session is
+    /// reaches the model instead of being cut. Kept only until the session is
     /// configured.
     pub pre_session_frames: usize,
+    /// Most payload bytes kept in that buffer (oldest dropped and counted beyond it):
+    /// 500 frames of Twilio's 216 base64 characters fit; oversized payloads do not pile up.
+    pub pre_session_bytes: usize,
     /// Least time between two `UsageReport`s, in ms (the last one is always sent).
     pub usage_interval_ms: u64,
-    /// How long a tool call may go unanswered before the model is told it failed, in ms.
-    /// A safety net: the control plane enforces each tool's own deadline (≤ 60 s).
+    /// How long a tool call (or the model's transfer) may go unanswered before the model
+    /// is told it failed, in ms. A safety net: the control plane enforces each tool's own
+    /// deadline (≤ 60 s).
     pub tool_timeout_ms: u64,
+    /// Silence on the Twilio socket after which the call ends `twilio_idle`, in ms; 0:
+    /// never. Twilio sends a frame every 20 ms while a call lasts.
+    pub twilio_idle_timeout_ms: u64,
+    /// The longest call when the agent sets no `max_call_duration`, in ms; 0: no limit.
+    pub default_max_call_ms: u64,
+    /// How long the goodbye said at the longest call may take before the call is hung up
+    /// anyway, in ms.
+    pub goodbye_wait_ms: u64,
 }
 
 /// The state machine of one call. See the module docs.
@@ -71,7 +98,6 @@ pub struct CallCore {
     dialect: Dialect,
     agent: AgentSettings,
     limits: CallLimits,
-    started_at_ms: u64,
     skipped_tools: Vec<SkippedTool>,
     stream: twilio::StreamState,
     realtime: openai::RealtimeState,
@@ -81,6 +107,14 @@ pub struct CallCore {
     usage: UsageMeter,
     /// Set while the model's `transfer_to_human` is being carried out.
     handoff_requested: bool,
+    /// The model's transfer waiting for the control plane's answer.
+    transfer: Option<tools::PendingTransfer>,
+    /// Whether the control plane answers requests (`CallConfig.answers_requests`); an
+    /// older one does not, and a request then counts as done once sent.
+    answers_requests: bool,
+    /// Numbers the requests of this call (`transfer-1`, `status-2`, …).
+    requests_made: u64,
+    timers: timers::Timers,
     ended: Option<Ended>,
     counters: CallCounters,
     /// Reused for mark names on the audio path.
@@ -100,8 +134,12 @@ struct Ending {
 #[derive(Debug)]
 struct Ended {
     kind: EndKind,
+    /// The final status, with its request id.
     status: StatusUpdate,
-    status_sent: bool,
+    /// Queued in the outbox (after the log drained and any fallback was answered).
+    status_queued: bool,
+    /// The control plane answered it: the call is settled.
+    status_answered: bool,
 }
 
 /// Cumulative usage of the call and when it was last reported.
@@ -121,8 +159,12 @@ impl Default for CallLimits {
         Self {
             outbox: OutboxLimits::default(),
             pre_session_frames: 500,
+            pre_session_bytes: 128 * 1024,
             usage_interval_ms: 5_000,
             tool_timeout_ms: 75_000,
+            twilio_idle_timeout_ms: 15_000,
+            default_max_call_ms: 4 * 60 * 60 * 1_000,
+            goodbye_wait_ms: 10_000,
         }
     }
 }
@@ -142,7 +184,6 @@ impl CallCore {
             call_id: session.id,
             dialect,
             limits,
-            started_at_ms: now_ms,
             skipped_tools: plan.skipped_tools,
             stream: twilio::StreamState::new(session.twilio_stream_sid, session.twilio_call_sid),
             realtime: openai::RealtimeState::new(plan.config),
@@ -151,6 +192,10 @@ impl CallCore {
             outbox: Outbox::new(config.stored_through_seq, limits.outbox),
             usage: UsageMeter::default(),
             handoff_requested: false,
+            transfer: None,
+            answers_requests: config.answers_requests,
+            requests_made: 0,
+            timers: timers::Timers::new(now_ms),
             ended: None,
             counters: CallCounters::default(),
             scratch: String::with_capacity(64),
@@ -188,8 +233,8 @@ impl CallCore {
         &self.outbox
     }
 
-    /// A `Hello` for (re)opening the control stream, with what the core knows of the
-    /// Twilio stream.
+    /// A `Hello` for reopening the control stream of this call (`resume`: the call may
+    /// have ended meanwhile), with what the core knows of the Twilio stream.
     pub fn hello(&self, sidecar_id: &str) -> ConnectRequest {
         ConnectRequest {
             message: Some(Out::Hello(Hello {
@@ -197,6 +242,7 @@ impl CallCore {
                 stream_sid: self.stream.stream_sid.clone(),
                 call_sid: self.stream.call_sid.clone(),
                 sidecar_id: sidecar_id.to_owned(),
+                resume: true,
             })),
         }
     }
@@ -211,29 +257,22 @@ impl CallCore {
         self.ended.as_ref().map(|e| e.kind)
     }
 
-    /// True once the call has ended and its final status was sent — after every log item
-    /// was acknowledged, or forced by [`CallCore::finish`]: the driver may close the
-    /// control stream.
+    /// True once the call has ended and the control plane answered its final status
+    /// (sent after every log item was acknowledged, or forced by [`CallCore::finish`]):
+    /// the driver may close the control stream.
     pub fn is_settled(&self) -> bool {
-        self.ended.as_ref().is_some_and(|e| e.status_sent)
+        self.ended.as_ref().is_some_and(|e| e.status_answered)
     }
 
-    /// Time passes: retries refused log batches, ends the call at the agent's
-    /// `max_call_duration`, answers tool calls that never got a result, and sends usage
+    /// Time passes: retries refused log batches and requests, ends a call whose Twilio
+    /// socket went quiet, says the goodbye and ends the call at its longest
+    /// (`core/timers.rs`), answers tool calls that never got a result, and sends usage
     /// held back by the usage interval. Call it every few hundred ms.
     pub fn on_tick(&mut self, now_ms: u64, out: &mut Actions) {
         if self.ended.is_none() {
-            let max_ms = self.agent.max_call_duration.as_ref().map_or(0, |d| {
-                let ms = d
-                    .seconds
-                    .saturating_mul(1_000)
-                    .saturating_add(i64::from(d.nanos / 1_000_000));
-                u64::try_from(ms).unwrap_or(0)
-            });
-            if max_ms > 0 && now_ms >= self.started_at_ms.saturating_add(max_ms) {
-                let ending = Ending::new(EndKind::MaxDuration, "max_duration");
-                return self.end_call(ending, now_ms, out);
-            }
+            self.check_timers(now_ms, out);
+        }
+        if self.ended.is_none() {
             self.expire_tool_calls(now_ms, out);
             if self.usage.dirty && self.usage_due(now_ms) {
                 self.send_usage(now_ms, out);
@@ -249,15 +288,12 @@ impl CallCore {
         self.end_call(Ending::new(EndKind::HungUp, reason), now_ms, out);
     }
 
-    /// The grace period for settling is over: sends the final status even though some log
-    /// items are unacknowledged (they stay counted in the outbox). No-op before the end.
-    pub fn finish(&mut self, out: &mut Actions) {
-        if let Some(ended) = self.ended.as_mut().filter(|e| !e.status_sent) {
-            ended.status_sent = true;
-            out.to_control.push(ConnectRequest {
-                message: Some(Out::Status(ended.status.clone())),
-            });
-        }
+    /// The grace period for settling is over: queues the final status even though some
+    /// log items are unacknowledged (they stay counted in the outbox) or a fallback is
+    /// unanswered. No-op before the end.
+    pub fn finish(&mut self, now_ms: u64, out: &mut Actions) {
+        self.queue_status();
+        self.flush_control(now_ms, out);
     }
 
     // --- shared by the per-peer modules ---
@@ -274,17 +310,45 @@ impl CallCore {
         self.flush_control(now_ms, out);
     }
 
-    /// Sends due log batches and, once the call has ended and the log is drained, the
-    /// final status.
+    /// Sends due log batches and requests and, once the call has ended, the log is
+    /// drained and no fallback waits for its answer, the final status. Nothing goes while
+    /// the control stream is down.
     fn flush_control(&mut self, now_ms: u64, out: &mut Actions) {
         while let Some(batch) = self.outbox.next_batch(now_ms) {
             out.to_control.push(ConnectRequest {
                 message: Some(Out::Items(batch)),
             });
         }
-        if self.outbox.is_drained() {
-            self.finish(out);
+        if self.outbox.is_drained() && !self.outbox.has_request(RequestKind::Fallback) {
+            self.queue_status();
         }
+        let first_request = out.to_control.len();
+        while let Some(request) = self.outbox.next_request(now_ms) {
+            out.to_control.push(request);
+        }
+        if !self.answers_requests && out.to_control.len() > first_request {
+            self.assume_answered(first_request, now_ms, out);
+        }
+    }
+
+    /// Queues the final status once the call has ended (at most once).
+    fn queue_status(&mut self) {
+        let Some(ended) = self.ended.as_mut().filter(|e| !e.status_queued) else {
+            return;
+        };
+        ended.status_queued = true;
+        let request = ConnectRequest {
+            message: Some(Out::Status(ended.status.clone())),
+        };
+        let id = ended.status.request_id.clone();
+        // The status is always kept: only tool calls can find the outbox full.
+        let _ = self.outbox.push_request(RequestKind::Status, &id, request);
+    }
+
+    /// The id of this call's next request of `kind` (`transfer-1`, `fallback-2`, …).
+    fn next_request_id(&mut self, kind: &str) -> String {
+        self.requests_made += 1;
+        format!("{kind}-{}", self.requests_made)
     }
 
     /// Ends the call once: logs what is held, reports the last usage, emits the `End`
@@ -305,17 +369,38 @@ impl CallCore {
         let status = match ending.kind {
             EndKind::HandedOff => CallStatus::HandedOff,
             _ if transfer => CallStatus::HandedOff,
-            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed | EndKind::TwilioClosed => {
-                CallStatus::Failed
-            }
+            EndKind::OpenAiUnavailable
+            | EndKind::OpenAiFailed
+            | EndKind::TwilioClosed
+            | EndKind::TwilioIdle => CallStatus::Failed,
             EndKind::CallerHungUp | EndKind::HungUp | EndKind::MaxDuration => CallStatus::Completed,
         };
+        if ending.kind == EndKind::HandedOff && self.transfer.is_some() {
+            // Twilio ended the stream for the redirect before the answer came.
+            self.log_model_handoff(now_ms, out);
+        }
+        // Nobody waits for these any more: the model is gone.
+        self.transfer = None;
+        self.tools.clear();
+        self.outbox.drop_requests(RequestKind::Transfer);
+        self.outbox.drop_requests(RequestKind::ToolCall);
         if let (true, Some(error)) = (model_gone, &ending.error) {
             self.log(
                 log::fallback(&ending.end_reason, error, now_ms),
                 now_ms,
                 out,
             );
+            let request_id = self.next_request_id("fallback");
+            let request = ConnectRequest {
+                message: Some(Out::Fallback(FallbackRequest {
+                    error: Some(capped_error(error)),
+                    request_id: request_id.clone(),
+                })),
+            };
+            // Always kept: at most one per call.
+            let _ = self
+                .outbox
+                .push_request(RequestKind::Fallback, &request_id, request);
         }
         self.send_usage(now_ms, out);
         let handoff_target = if status == CallStatus::HandedOff {
@@ -333,14 +418,17 @@ impl CallCore {
             fallback: model_gone.then_some(fallback),
             handoff_target,
         });
+        let request_id = self.next_request_id("status");
         self.ended = Some(Ended {
             kind: ending.kind,
             status: StatusUpdate {
                 status: status.into(),
                 end_reason: ending.end_reason,
-                error: ending.error,
+                error: ending.error.as_ref().map(capped_error),
+                request_id,
             },
-            status_sent: false,
+            status_queued: false,
+            status_answered: false,
         });
         self.flush_control(now_ms, out);
     }
@@ -351,7 +439,8 @@ impl CallCore {
             .is_none_or(|at| now_ms >= at.saturating_add(self.limits.usage_interval_ms))
     }
 
-    /// Sends the cumulative usage so far (tokens and relayed audio).
+    /// Sends the cumulative usage so far (tokens and relayed audio); while the control
+    /// stream is down, marks it due for when it is back.
     fn send_usage(&mut self, now_ms: u64, out: &mut Actions) {
         let usage = Usage {
             caller_audio_ms: self.usage.caller_bytes / 8,
@@ -359,6 +448,10 @@ impl CallCore {
             ..self.usage.tokens
         };
         if usage == Usage::default() {
+            return;
+        }
+        if !self.outbox.link_up() {
+            self.usage.dirty = true;
             return;
         }
         self.usage.dirty = false;
@@ -387,4 +480,24 @@ impl Ending {
             ..Self::new(kind, end_reason)
         }
     }
+}
+
+/// `error` with its message cut to [`MAX_REQUEST_TEXT`] bytes.
+fn capped_error(error: &CallError) -> CallError {
+    CallError {
+        code: error.code.clone(),
+        message: capped(&error.message).to_owned(),
+    }
+}
+
+/// `text` cut to at most [`MAX_REQUEST_TEXT`] bytes, on a character boundary.
+fn capped(text: &str) -> &str {
+    if text.len() <= MAX_REQUEST_TEXT {
+        return text;
+    }
+    let mut end = MAX_REQUEST_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

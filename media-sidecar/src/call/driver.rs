@@ -5,9 +5,22 @@
 //! Order of a call: Twilio's `start` (its token checked before anything else is
 //! contacted) → `Hello` → `CallConfig` → the Realtime socket → the relay loop. The
 //! loop `select!`s over the three peers and a tick, `biased` so that closes and
-//! control messages are not starved by audio. A broken control-plane stream is
-//! reopened with backoff while the audio goes on; the core's outbox re-sends what was
-//! not stored. Each call is its own task: a slow peer here delays no other call.
+//! control messages are not starved by audio. Each call is its own task: a slow peer
+//! here delays no other call.
+//!
+//! - **Writes have a deadline** ([`WRITE_TIMEOUT`]): a Twilio or Realtime socket that
+//!   cannot take a frame within it is gone, and the core hears so as if it had closed
+//!   (the call ends; the model's loss gets the fallback).
+//! - **A broken control stream** is reopened (`Hello` with `resume`) after a back-off
+//!   with full jitter (`call/backoff.rs`), while the audio goes on; meanwhile the core
+//!   keeps everything it must say in its outbox, and sends it once the new `CallConfig`
+//!   has arrived. A stream that lets its queue fill up counts as broken.
+//! - **After the end**, the loop runs until the control plane has answered the final
+//!   status and Twilio has closed the socket: at [`END_GRACE`] it stops waiting for
+//!   Twilio and forces the status out, at [`SETTLE_GRACE`] it gives up on the control
+//!   plane (what is still unanswered is logged).
+//!
+//! The control stream's plumbing is in `driver/control_stream.rs`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,30 +32,35 @@ use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::connect_request::Message as Up;
 use switchboard_proto::v1::connect_response::Message as Down;
 use switchboard_twilio::media_stream::{parse_inbound, InboundMessage};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tonic::Streaming;
 use tracing::Instrument;
 
-use super::{Actions, CallCore, CallLimits};
-use crate::control::ControlLease;
+use super::{Actions, Backoff, CallCore, CallLimits};
+use crate::config::CallTimings;
 use crate::http::{MediaHandler, MediaSocket};
 use crate::metrics::{CallOutcome, Direction};
 use crate::realtime_client::{self, RealtimeSocket};
 use crate::AppState;
 
+mod control_stream;
+
+use control_stream::{next_control, open_control, reconnect_due, ControlStream};
+
 /// How long Twilio may take to send `start`, and the control plane `CallConfig`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the core is ticked (log batches, retries, max duration, usage).
+/// How often the core is ticked (log batches, retries, timers, usage).
 const TICK: Duration = Duration::from_millis(250);
-/// After the call ended: how long the log may take to be acknowledged and, after a
-/// fallback or handoff redirect, Twilio to end the stream.
-const END_GRACE: Duration = Duration::from_secs(15);
-/// Depth of the outgoing control-plane queue of one call.
-const CONTROL_QUEUE: usize = 256;
-const RECONNECT_MIN: Duration = Duration::from_millis(250);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
-
+/// Longest a write to the Twilio or the Realtime socket may take: one that cannot finish
+/// in this long means the peer is gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the call ended: how long Twilio may take to end the stream (after a fallback or
+/// handoff redirect), and the log to be acknowledged before the final status is sent
+/// anyway.
+pub const END_GRACE: Duration = Duration::from_secs(15);
+/// After the call ended: how long the driver keeps trying to deliver what it holds (the
+/// log, the final status) to a control plane that is away — a restart, say.
+pub const SETTLE_GRACE: Duration = Duration::from_secs(60);
 /// The media handler that bridges calls: give it to `serve`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallDriver;
@@ -88,76 +106,14 @@ impl Clock {
     }
 }
 
-async fn close_twilio(sink: &mut TwilioSink, code: u16, reason: &str) {
+/// Sends Twilio a close frame, within [`WRITE_TIMEOUT`]; false when it could not.
+async fn close_twilio(sink: &mut TwilioSink, code: u16, reason: &str) -> bool {
     let frame = CloseFrame {
         code,
         reason: reason.to_owned().into(),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
-}
-
-/// The control-plane stream of one call, open on one replica.
-struct ControlStream {
-    sender: mpsc::Sender<pb::ConnectRequest>,
-    inbound: Streaming<pb::ConnectResponse>,
-    lease: ControlLease,
-}
-
-impl ControlStream {
-    /// Ends the stream the way a finished call does: no more requests, then whatever
-    /// the control plane still answers, so the last messages are delivered, not reset.
-    async fn close(self) {
-        let ControlStream {
-            sender,
-            mut inbound,
-            lease,
-        } = self;
-        drop(sender);
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Ok(Some(_)) = inbound.message().await {}
-        })
-        .await;
-        drop(lease);
-    }
-}
-
-/// Opens the call's stream on a live replica: `Hello`, then the first answer, which must
-/// be its config.
-async fn open_control(
-    state: &AppState,
-    hello: pb::ConnectRequest,
-) -> Result<(ControlStream, pb::CallConfig), tonic::Status> {
-    let opened = tokio::time::timeout(START_TIMEOUT, async {
-        let mut stream = state.control.connect(hello, CONTROL_QUEUE).await?;
-        let first = match stream.inbound.message().await {
-            Ok(first) => first,
-            Err(status) => {
-                stream.lease.broke();
-                return Err(status);
-            }
-        };
-        Ok::<_, tonic::Status>((stream, first))
-    })
-    .await
-    .map_err(|_| tonic::Status::deadline_exceeded("the control plane did not answer hello"))??;
-    match opened {
-        (
-            stream,
-            Some(pb::ConnectResponse {
-                message: Some(Down::Config(config)),
-            }),
-        ) => Ok((
-            ControlStream {
-                sender: stream.sender,
-                inbound: stream.inbound,
-                lease: stream.lease,
-            },
-            config,
-        )),
-        _ => Err(tonic::Status::internal(
-            "the control plane answered hello without a call config",
-        )),
-    }
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    matches!(sent, Ok(Ok(())))
 }
 
 /// Reads Twilio's frames up to `start`; returns them (to feed the core in order).
@@ -184,6 +140,16 @@ async fn await_start(receiver: &mut SplitStream<WebSocket>) -> Result<Vec<String
         Ok(Ok(())) => Ok(frames),
         Ok(Err(reason)) => Err(reason),
         Err(_) => Err("no start within 10 s"),
+    }
+}
+
+/// The core's limits with this sidecar's timings.
+fn call_limits(timings: &CallTimings) -> CallLimits {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    CallLimits {
+        twilio_idle_timeout_ms: ms(timings.twilio_idle_timeout),
+        default_max_call_ms: timings.max_call_duration.map_or(0, ms),
+        ..CallLimits::default()
     }
 }
 
@@ -226,6 +192,7 @@ async fn run(media: MediaSocket) -> CallOutcome {
             stream_sid: start.stream_sid.to_string(),
             call_sid: start.call_sid.to_string(),
             sidecar_id: state.config.sidecar_id.clone(),
+            resume: false,
         })),
     };
     drop(start);
@@ -256,7 +223,8 @@ async fn run(media: MediaSocket) -> CallOutcome {
         .as_ref()
         .map(|params| params.dialect())
         .unwrap_or_default();
-    let mut core = CallCore::new(config, dialect, CallLimits::default(), clock.now_ms());
+    let limits = call_limits(&state.config.calls);
+    let mut core = CallCore::new(config, dialect, limits, clock.now_ms());
     let mut out = Actions::new();
     for frame in &frames {
         core.on_twilio_text(frame, clock.now_ms(), &mut out);
@@ -287,17 +255,24 @@ async fn run(media: MediaSocket) -> CallOutcome {
         state: &state,
         clock,
         twilio_tx,
+        twilio_open: true,
+        twilio_writable: true,
         openai_tx: openai_tx.take(),
         control: Some(control),
         control_down: None,
-        backoff: RECONNECT_MIN,
+        backoff: Backoff::default(),
+        rng: fastrand::Rng::new(),
+        twilio_failed: None,
+        openai_failed: None,
+        control_stuck: false,
         ended_at: None,
-        fallback_sent: false,
+        past_end_grace: false,
         counted: Default::default(),
         counted_rejects: Default::default(),
         counted_openai_rejects: Default::default(),
     };
     call.carry_out(&mut out).await;
+    call.settle_failures(&mut core, &mut out).await;
     call.relay(&mut core, &mut out, &mut twilio_rx, &mut openai_rx)
         .await;
     call.report_frames(&core);
@@ -315,13 +290,23 @@ struct Relay<'a> {
     state: &'a AppState,
     clock: Clock,
     twilio_tx: TwilioSink,
+    /// Twilio's side is still read (false once it closed, or was given up on).
+    twilio_open: bool,
+    /// Frames may still be written to Twilio (false once a write failed).
+    twilio_writable: bool,
     openai_tx: Option<OpenAiSink>,
     control: Option<ControlStream>,
     /// When the control stream broke, and when to try again.
     control_down: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
+    rng: fastrand::Rng,
+    /// Why a write failed during the last `carry_out`, for the core to hear next.
+    twilio_failed: Option<String>,
+    openai_failed: Option<String>,
+    control_stuck: bool,
     ended_at: Option<Instant>,
-    fallback_sent: bool,
+    /// The end grace passed: Twilio is no longer waited for, the status was forced out.
+    past_end_grace: bool,
     /// Already added to the metrics: (caller frames, assistant frames, barge-ins).
     counted: (u64, u64, u64),
     /// Rejected Twilio frames already added to the metrics.
@@ -340,7 +325,6 @@ impl Relay<'_> {
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut twilio_open = true;
         // Each input is stamped when it arrives, not when the loop began waiting for it:
         // the barge-in math subtracts these times (mark echo → `speech_started`), and a
         // stamp taken before an idle wait is early by that wait.
@@ -353,23 +337,20 @@ impl Relay<'_> {
             tokio::select! {
                 biased;
                 message = next_control(&mut self.control) => match message {
-                    Ok(Some(message)) => core.on_control(message, clock.now_ms(), out),
-                    Ok(None) | Err(_) => {
-                        let replica = self.control.take().map(|control| {
-                            // Reconnect elsewhere: this replica may be gone.
-                            control.lease.broke();
-                            control.lease.replica_key().to_owned()
-                        });
-                        if let Err(status) = &message {
-                            tracing::warn!(code = ?status.code(), ?replica, "control stream broke: {}", status.message());
-                        }
-                        self.control_down = Some(Instant::now() + self.backoff);
+                    Ok(Some(message)) => {
+                        log_answer(&message);
+                        core.on_control(message, clock.now_ms(), out);
+                    }
+                    Ok(None) => self.lose_control(core, "the control plane ended the stream"),
+                    Err(status) => {
+                        let reason = format!("{:?}: {}", status.code(), status.message());
+                        self.lose_control(core, &reason);
                     }
                 },
                 () = reconnect_due(self.control_down), if self.control.is_none() && self.control_down.is_some() => {
                     self.reconnect(core, out).await;
                 }
-                message = twilio_rx.next(), if twilio_open => match message {
+                message = twilio_rx.next(), if self.twilio_open => match message {
                     Some(Ok(Message::Text(text))) => {
                         arrived = Some(Instant::now());
                         core.on_twilio_text(text.as_str(), clock.now_ms(), out);
@@ -379,7 +360,7 @@ impl Relay<'_> {
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        twilio_open = false;
+                        self.twilio_open = false;
                         core.on_twilio_closed("twilio closed the media stream", clock.now_ms(), out);
                     }
                 },
@@ -413,62 +394,102 @@ impl Relay<'_> {
             if let (Some(arrived), true) = (arrived, relays) {
                 self.state.metrics.observe_relay_latency(arrived.elapsed());
             }
-            if let Some(ended_at) = self.ended_at {
-                if !twilio_open && core.is_settled() {
-                    break;
-                }
-                let waited = ended_at.elapsed();
-                if waited >= END_GRACE {
-                    if !core.is_settled() {
-                        tracing::warn!(
-                            unacknowledged = core.outbox().unacknowledged(),
-                            "log not acknowledged within the grace; sending the final status"
-                        );
-                        out.clear();
-                        core.finish(out);
-                        self.carry_out(out).await;
-                    }
-                    close_twilio(&mut self.twilio_tx, close_code::NORMAL, "call ended").await;
-                    break;
-                }
+            self.settle_failures(core, out).await;
+            if self.openai_tx.is_none() {
+                *openai_rx = None;
+            }
+            if self.after_the_end(core, out).await {
+                break;
             }
         }
         if let Some(mut openai) = self.openai_tx.take() {
-            let _ = openai.close().await;
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, openai.close()).await;
         }
         if let Some(control) = self.control.take() {
             control.close().await;
         }
     }
 
-    /// Sends what the core asked for: Twilio frames with one flush, then OpenAI frames,
-    /// then control messages.
-    async fn carry_out(&mut self, out: &mut Actions) {
-        if !out.to_twilio.is_empty() {
-            for frame in out.to_twilio.drain() {
-                if self
-                    .twilio_tx
-                    .feed(Message::Text(frame.into()))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
+    /// Once the call has ended: true when the loop may stop — the final status is
+    /// answered and Twilio's socket is closed, or the settle grace ran out.
+    async fn after_the_end(&mut self, core: &mut CallCore, out: &mut Actions) -> bool {
+        let Some(ended_at) = self.ended_at else {
+            return false;
+        };
+        if !self.twilio_open && core.is_settled() {
+            return true;
+        }
+        let waited = ended_at.elapsed();
+        if waited >= END_GRACE && !self.past_end_grace {
+            self.past_end_grace = true;
+            if !core.is_settled() {
+                tracing::warn!(
+                    unacknowledged = core.outbox().unacknowledged(),
+                    "log not acknowledged within the grace; sending the final status"
+                );
+                out.clear();
+                core.finish(self.clock.now_ms(), out);
+                self.carry_out(out).await;
             }
-            let _ = self.twilio_tx.flush().await;
+            if self.twilio_open {
+                if self.twilio_writable {
+                    close_twilio(&mut self.twilio_tx, close_code::NORMAL, "call ended").await;
+                }
+                self.twilio_open = false;
+            }
+            return core.is_settled();
+        }
+        if waited >= SETTLE_GRACE {
+            tracing::error!(
+                unacknowledged = core.outbox().unacknowledged(),
+                control_stream_up = self.control.is_some(),
+                "the control plane did not answer the final status within the grace; giving up"
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Sends what the core asked for: Twilio frames with one flush, then OpenAI frames,
+    /// then control messages. A write that fails or misses [`WRITE_TIMEOUT`] gives that
+    /// peer up (the core hears of it in [`Relay::settle_failures`]).
+    async fn carry_out(&mut self, out: &mut Actions) {
+        if !out.to_twilio.is_empty() && self.twilio_writable {
+            let twilio = &mut self.twilio_tx;
+            let frames = &mut out.to_twilio;
+            let written = tokio::time::timeout(WRITE_TIMEOUT, async move {
+                for frame in frames.drain() {
+                    twilio.feed(Message::Text(frame.into())).await?;
+                }
+                twilio.flush().await
+            })
+            .await;
+            if let Some(detail) = write_failure(written) {
+                self.give_up_twilio(format!("write to twilio failed: {detail}"));
+            }
         }
         if let Some(openai) = self.openai_tx.as_mut() {
             if !out.to_openai.is_empty() {
-                for frame in out.to_openai.drain() {
-                    if openai.feed(WsMessage::text(frame)).await.is_err() {
-                        break;
+                let frames = &mut out.to_openai;
+                let written = tokio::time::timeout(WRITE_TIMEOUT, async move {
+                    for frame in frames.drain() {
+                        openai.feed(WsMessage::text(frame)).await?;
                     }
+                    openai.flush().await
+                })
+                .await;
+                if let Some(detail) = write_failure(written) {
+                    self.openai_tx = None;
+                    self.openai_failed =
+                        Some(format!("write to the realtime api failed: {detail}"));
                 }
-                let _ = openai.flush().await;
             }
         }
         for error in out.openai_errors.drain(..) {
             tracing::warn!(kind = %error.kind, code = ?error.code, fatal = error.fatal, "realtime error: {}", error.message);
+        }
+        for refusal in out.refusals.drain(..) {
+            tracing::warn!(request_id = %refusal.request_id, code = %refusal.error.code, "the control plane refused: {}", refusal.error.message);
         }
         if out.items_overflowed > 0 {
             tracing::error!(
@@ -476,50 +497,95 @@ impl Relay<'_> {
                 "conversation items refused: the outbox is full"
             );
         }
-        if let Some(handoff) = out.handoff.take() {
-            // The control plane redirects the live call to humans (Twilio REST); the
-            // stream then stops and the call ends handed off.
-            tracing::info!(reason = %handoff.reason, "the model asked for a human");
-            out.to_control.push(pb::ConnectRequest {
-                message: Some(Up::Transfer(pb::TransferRequest {
-                    target: handoff.target,
-                    reason: handoff.reason,
-                })),
-            });
-        }
-        let end = out.end.take();
-        if let Some(end) = &end {
+        if let Some(end) = out.end.take() {
             tracing::info!(kind = ?end.kind, reason = %end.end_reason, "call ended");
             self.ended_at.get_or_insert_with(Instant::now);
             if let Some(mut openai) = self.openai_tx.take() {
-                let _ = openai.close().await;
-            }
-            if end.needs_fallback() && !self.fallback_sent {
-                self.fallback_sent = true;
-                out.to_control.insert(
-                    0,
-                    pb::ConnectRequest {
-                        message: Some(Up::Fallback(pb::FallbackRequest {
-                            error: end.error.clone(),
-                        })),
-                    },
-                );
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, openai.close()).await;
             }
             if end.close_twilio() && !end.needs_fallback() {
-                close_twilio(&mut self.twilio_tx, close_code::NORMAL, "call ended").await;
+                self.close_twilio("call ended").await;
+            }
+            if end.kind == super::EndKind::TwilioIdle {
+                // Its peer is gone: nothing will come, not even an answer to the close.
+                self.twilio_open = false;
             }
         }
-        if let Some(control) = &self.control {
-            for message in out.to_control.drain(..) {
-                // A full queue means the control plane is not keeping up; the outbox
-                // keeps unacknowledged items, so a dropped batch is re-sent.
-                if control.sender.try_send(message).is_err() {
-                    tracing::debug!("control queue full; message left to the outbox");
+        if out.close_twilio {
+            tracing::warn!("the fallback cannot be played; hanging up");
+            self.close_twilio("call ended").await;
+        }
+        self.send_control(out);
+    }
+
+    /// Queues the control messages on the stream; a full or closed queue means the
+    /// stream is stuck or gone, and it is reopened (the core keeps what was not answered).
+    fn send_control(&mut self, out: &mut Actions) {
+        let Some(control) = &self.control else {
+            // The core sends nothing while the stream is down.
+            out.to_control.clear();
+            return;
+        };
+        for message in out.to_control.drain(..) {
+            match control.sender.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                    self.control_stuck = true;
+                    break;
                 }
             }
-        } else {
-            out.to_control.clear();
         }
+        out.to_control.clear();
+    }
+
+    /// Tells the core about peers given up on during the last `carry_out`, and carries
+    /// out what it makes of it (which may give up another peer).
+    async fn settle_failures(&mut self, core: &mut CallCore, out: &mut Actions) {
+        loop {
+            let now_ms = self.clock.now_ms();
+            out.clear();
+            if let Some(detail) = self.twilio_failed.take() {
+                core.on_twilio_closed(&detail, now_ms, out);
+            } else if let Some(detail) = self.openai_failed.take() {
+                core.on_openai_closed(&detail, now_ms, out);
+            } else if std::mem::take(&mut self.control_stuck) {
+                self.lose_control(core, "the control plane does not keep up with the call");
+                return;
+            } else {
+                return;
+            }
+            self.carry_out(out).await;
+        }
+    }
+
+    /// Closes the Twilio socket (within the write deadline) unless it is given up.
+    async fn close_twilio(&mut self, reason: &str) {
+        if self.twilio_writable
+            && !close_twilio(&mut self.twilio_tx, close_code::NORMAL, reason).await
+        {
+            self.give_up_twilio("close of the twilio socket failed".to_owned());
+        }
+    }
+
+    fn give_up_twilio(&mut self, detail: String) {
+        tracing::warn!("{detail}");
+        self.twilio_writable = false;
+        self.twilio_open = false;
+        self.twilio_failed = Some(detail);
+    }
+
+    /// The control stream broke: the core holds everything from now on, and the stream
+    /// is reopened after a jittered back-off.
+    fn lose_control(&mut self, core: &mut CallCore, reason: &str) {
+        let Some(broken) = self.control.take() else {
+            return;
+        };
+        // Reconnect elsewhere: this replica may be gone.
+        broken.lease.broke();
+        core.on_control_lost();
+        let delay = self.backoff.next_delay(&mut self.rng);
+        tracing::warn!(retry_in = ?delay, replica = broken.lease.replica_key(), "control stream broke: {reason}");
+        self.control_down = Some(Instant::now() + delay);
     }
 
     async fn reconnect(&mut self, core: &mut CallCore, out: &mut Actions) {
@@ -532,7 +598,7 @@ impl Relay<'_> {
                 );
                 self.control = Some(control);
                 self.control_down = None;
-                self.backoff = RECONNECT_MIN;
+                self.backoff.reset();
                 core.on_control(
                     pb::ConnectResponse {
                         message: Some(Down::Config(config)),
@@ -545,9 +611,9 @@ impl Relay<'_> {
                 self.state
                     .metrics
                     .control_plane_error("Connect", status.code());
-                self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
-                self.control_down = Some(Instant::now() + self.backoff);
-                tracing::debug!(code = ?status.code(), retry_in = ?self.backoff, "control stream still down");
+                let delay = self.backoff.next_delay(&mut self.rng);
+                self.control_down = Some(Instant::now() + delay);
+                tracing::debug!(code = ?status.code(), retry_in = ?delay, "control stream still down");
             }
         }
     }
@@ -587,6 +653,25 @@ impl Relay<'_> {
     }
 }
 
+/// Why a deadline-bound write failed, or `None` when it did not.
+fn write_failure<E: std::fmt::Display>(
+    written: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> Option<String> {
+    match written {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("did not finish within {WRITE_TIMEOUT:?}")),
+    }
+}
+
+/// Logs the control plane's answers to requests (refusals are logged with the call's
+/// actions).
+fn log_answer(message: &pb::ConnectResponse) {
+    if let Some(Down::Answer(answer)) = &message.message {
+        tracing::debug!(request_id = %answer.request_id, outcome = ?answer.outcome(), "request answered");
+    }
+}
+
 /// Adds to the counters what `now` counts beyond `counted`, reason by reason.
 fn add_new<'m>(
     now: &super::RejectCounts,
@@ -601,27 +686,11 @@ fn add_new<'m>(
     }
 }
 
-async fn next_control(
-    control: &mut Option<ControlStream>,
-) -> Result<Option<pb::ConnectResponse>, tonic::Status> {
-    match control {
-        Some(control) => control.inbound.message().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn next_openai(
     openai: &mut Option<SplitStream<RealtimeSocket>>,
 ) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
     match openai {
         Some(stream) => stream.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn reconnect_due(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }

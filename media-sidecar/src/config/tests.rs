@@ -155,6 +155,8 @@ fn bad_values_name_their_variable() {
         (ENV_MAX_CALLS, "0"),
         (ENV_MAX_CALLS, "many"),
         (ENV_DRAIN_GRACE, "soon"),
+        (ENV_TWILIO_IDLE_TIMEOUT, "15"),
+        (ENV_MAX_CALL_DURATION, "forever"),
         (ENV_API_TOKEN, "has space"),
         (ENV_SIDECAR_ID, "a b"),
         (ENV_FALLBACK_MESSAGE, "bell\u{7}"),

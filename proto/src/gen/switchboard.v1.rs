@@ -221,7 +221,9 @@ pub struct AgentSettings {
     /// when prompted by the caller.
     #[prost(string, tag = "13")]
     pub greeting: ::prost::alloc::string::String,
-    /// Calls are ended after this long; unset or zero means no limit. At most 4 h.
+    /// Calls are ended after this long, after the `goodbye`; unset or zero means the media
+    /// sidecar's default (`SWITCHBOARD_MAX_CALL_DURATION`, 4 h unless configured). At most
+    /// 4 h.
     #[prost(message, optional, tag = "14")]
     pub max_call_duration: ::core::option::Option<::prost_types::Duration>,
     #[prost(message, optional, tag = "15")]
@@ -235,6 +237,10 @@ pub struct AgentSettings {
     pub created_at: ::core::option::Option<::prost_types::Timestamp>,
     #[prost(message, optional, tag = "19")]
     pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Said by the agent when the call reaches its maximum length, just before it is
+    /// ended; empty means a short built-in goodbye. At most 1,000 characters.
+    #[prost(string, tag = "20")]
+    pub goodbye: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CreateAgentSettingsRequest {
@@ -2222,21 +2228,33 @@ pub mod connect_request {
 /// The model asked for a human (the built-in `transfer_to_human` tool). The control
 /// plane redirects the live call to `target` (or the agent's handoff target) exactly as
 /// HandoffService.RequestHandoff does; without any target the call stays with the AI.
+/// With a `request_id`, it answers with a `RequestAnswer`: accepted once Twilio took the
+/// redirect (the media stream then ends), refused with the reason otherwise.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TransferRequest {
     #[prost(message, optional, tag = "1")]
     pub target: ::core::option::Option<HandoffTarget>,
     #[prost(string, tag = "2")]
     pub reason: ::prost::alloc::string::String,
+    /// Names the request within its call. A copy re-sent after a reconnect carries the
+    /// same id; the control plane redirects the call at most once per id and answers
+    /// every copy alike.
+    #[prost(string, tag = "3")]
+    pub request_id: ::prost::alloc::string::String,
 }
 /// The AI is unavailable for this call (the Realtime API refused or dropped the
 /// connection). The control plane redirects the live call to the agent's fallback —
 /// its message, then a transfer to the handoff target or a hang-up — and ends the
-/// session `handed-off` or `failed` with `error` recorded.
+/// session `handed-off` or `failed` with `error` recorded. With a `request_id`, it
+/// answers with a `RequestAnswer`: accepted once Twilio took the redirect, refused when
+/// it did not (the session then ends `failed`; the sidecar hangs up).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FallbackRequest {
     #[prost(message, optional, tag = "1")]
     pub error: ::core::option::Option<CallError>,
+    /// As `TransferRequest.request_id`.
+    #[prost(string, tag = "2")]
+    pub request_id: ::prost::alloc::string::String,
 }
 /// First message on a stream.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -2251,6 +2269,12 @@ pub struct Hello {
     pub call_sid: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
     pub sidecar_id: ::prost::alloc::string::String,
+    /// Set when a sidecar reopens the stream of a call it is already carrying (its stream
+    /// broke, or the control plane restarted). The call is then accepted even if it has
+    /// ended meanwhile, without any status change, so the sidecar can deliver the items,
+    /// status and requests it still holds.
+    #[prost(bool, tag = "5")]
+    pub resume: bool,
 }
 /// Conversation items with contiguous sequence numbers. A batch whose items are all
 /// stored already is acknowledged again; one that would leave a gap is refused with a
@@ -2260,6 +2284,7 @@ pub struct ConversationBatch {
     #[prost(message, repeated, tag = "1")]
     pub items: ::prost::alloc::vec::Vec<ConversationItem>,
 }
+/// Applied through the status machine, so a repeat changes nothing.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StatusUpdate {
     #[prost(enumeration = "CallStatus", tag = "1")]
@@ -2268,8 +2293,16 @@ pub struct StatusUpdate {
     pub end_reason: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "3")]
     pub error: ::core::option::Option<CallError>,
+    /// When set, the control plane answers with a `RequestAnswer` once the update is
+    /// applied (accepted: it is the session's status now) or refused by the status machine
+    /// (the call had ended otherwise).
+    #[prost(string, tag = "4")]
+    pub request_id: ::prost::alloc::string::String,
 }
-/// The model called a tool that has a webhook.
+/// The model called a tool that has a webhook. The control plane runs the webhook once
+/// per `tool_call_id` (a copy re-sent after a reconnect gets the same `ToolResult`) and
+/// bounds how many run at once, per call and per replica: beyond a bound the result
+/// comes at once with the error `tool.too_many_in_flight`.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ToolCall {
     /// The Realtime API's `call_id`, echoed in the result.
@@ -2295,7 +2328,7 @@ pub struct UsageReport {
 /// Control plane → sidecar.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConnectResponse {
-    #[prost(oneof = "connect_response::Message", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "connect_response::Message", tags = "1, 2, 3, 4, 5, 6")]
     pub message: ::core::option::Option<connect_response::Message>,
 }
 /// Nested message and enum types in `ConnectResponse`.
@@ -2312,6 +2345,8 @@ pub mod connect_response {
         ToolResult(super::ToolResult),
         #[prost(message, tag = "5")]
         Command(super::Command),
+        #[prost(message, tag = "6")]
+        Answer(super::RequestAnswer),
     }
 }
 /// Everything the sidecar needs to run the call; the reply to `Hello`.
@@ -2326,6 +2361,11 @@ pub struct CallConfig {
     /// Highest stored sequence number: the sidecar re-sends anything above it.
     #[prost(uint64, tag = "3")]
     pub stored_through_seq: u64,
+    /// True when this control plane answers every request that carries a `request_id`
+    /// with a `RequestAnswer`. A sidecar connected to one that does not (an older
+    /// version) counts such a request as done once it is sent.
+    #[prost(bool, tag = "4")]
+    pub answers_requests: bool,
 }
 /// Every item up to and including `stored_through_seq` is stored. Acks are cumulative:
 /// one may answer several batches that arrived together.
@@ -2342,6 +2382,68 @@ pub struct Nack {
     pub expected_seq: u64,
     #[prost(string, tag = "2")]
     pub reason: ::prost::alloc::string::String,
+}
+/// The answer to a `TransferRequest`, `FallbackRequest` or `StatusUpdate` that carried a
+/// `request_id`. A request re-sent with the same id gets the same answer.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RequestAnswer {
+    #[prost(string, tag = "1")]
+    pub request_id: ::prost::alloc::string::String,
+    #[prost(enumeration = "request_answer::Outcome", tag = "2")]
+    pub outcome: i32,
+    /// Set for REFUSED and RETRY.
+    #[prost(message, optional, tag = "3")]
+    pub error: ::core::option::Option<CallError>,
+}
+/// Nested message and enum types in `RequestAnswer`.
+pub mod request_answer {
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        Hash,
+        PartialOrd,
+        Ord,
+        ::prost::Enumeration
+    )]
+    #[repr(i32)]
+    pub enum Outcome {
+        Unspecified = 0,
+        /// Done: Twilio took the redirect (transfer, fallback), or the status is the
+        /// session's status.
+        Accepted = 1,
+        /// Not done, and it will not be: `error` says why (`handoff.no_target`,
+        /// `call.ended`, `twilio.not_configured`, `twilio.redirect_failed`, …).
+        Refused = 2,
+        /// Not done now (the store is unavailable): send the request again later.
+        Retry = 3,
+    }
+    impl Outcome {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::Unspecified => "OUTCOME_UNSPECIFIED",
+                Self::Accepted => "OUTCOME_ACCEPTED",
+                Self::Refused => "OUTCOME_REFUSED",
+                Self::Retry => "OUTCOME_RETRY",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "OUTCOME_UNSPECIFIED" => Some(Self::Unspecified),
+                "OUTCOME_ACCEPTED" => Some(Self::Accepted),
+                "OUTCOME_REFUSED" => Some(Self::Refused),
+                "OUTCOME_RETRY" => Some(Self::Retry),
+                _ => None,
+            }
+        }
+    }
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ToolResult {
@@ -2500,9 +2602,10 @@ pub mod call_channel_service_client {
         }
         /// One stream per live call. The sidecar sends `Hello` first and receives the call's
         /// `CallConfig`; then it streams conversation items, status and tool calls, and the
-        /// control plane answers with acks, tool results and commands. An unknown call ends
-        /// the stream with NOT_FOUND, an ended one with FAILED_PRECONDITION. A sidecar may
-        /// reconnect at any time and re-send what was not acknowledged.
+        /// control plane answers with acks, tool results, request answers and commands. An
+        /// unknown call ends the stream with NOT_FOUND, an ended one with FAILED_PRECONDITION
+        /// (unless `Hello.resume` is set). A sidecar may reconnect at any time and re-send what
+        /// was not acknowledged or answered: the control plane acts on each request once.
         pub async fn connect(
             &mut self,
             request: impl tonic::IntoStreamingRequest<Message = super::ConnectRequest>,
@@ -2593,9 +2696,10 @@ pub mod call_channel_service_server {
             + 'static;
         /// One stream per live call. The sidecar sends `Hello` first and receives the call's
         /// `CallConfig`; then it streams conversation items, status and tool calls, and the
-        /// control plane answers with acks, tool results and commands. An unknown call ends
-        /// the stream with NOT_FOUND, an ended one with FAILED_PRECONDITION. A sidecar may
-        /// reconnect at any time and re-send what was not acknowledged.
+        /// control plane answers with acks, tool results, request answers and commands. An
+        /// unknown call ends the stream with NOT_FOUND, an ended one with FAILED_PRECONDITION
+        /// (unless `Hello.resume` is set). A sidecar may reconnect at any time and re-send what
+        /// was not acknowledged or answered: the control plane acts on each request once.
         async fn connect(
             &self,
             request: tonic::Request<tonic::Streaming<super::ConnectRequest>>,

@@ -1,7 +1,7 @@
-//! Shared by `failures.rs`, `failures_midcall.rs`, `handoff.rs` and `realtime_tls.rs`:
-//! agents, inbound calls, the fake Twilio REST API, simulators, and a Media Stream
-//! client that speaks Twilio's side of the socket frame by frame, so a test can send
-//! what the Twilio simulator never would (a forged token, garbage between media).
+//! Shared by `failures.rs`, `failures_midcall.rs`, `handoff.rs`, `quiet_twilio.rs` and
+//! `realtime_tls.rs`: agents, inbound calls, the fake Twilio REST API, simulators, and a
+//! Media Stream client that speaks Twilio's side of the socket frame by frame, so a test
+//! can send what the Twilio simulator never would (a forged token, garbage between media).
 
 #![allow(dead_code)] // each test file uses its own part
 

@@ -1,6 +1,9 @@
 //! The body of one call's `Connect` stream, after `Hello`: messages of the call are
 //! handled in order (so appends keep their order), waiting batches are folded into one
-//! append, and tool webhooks run beside the stream. Read `call_channel.rs` first.
+//! append, and tool webhooks run beside the stream, bounded per call and per replica.
+//! Requests that carry an id (transfer, fallback, status) are answered with a
+//! `RequestAnswer`; transfers, fallbacks and tool calls go through the [`Ledger`], so a
+//! copy re-sent after a reconnect is never acted on twice. Read `call_channel.rs` first.
 
 use futures::FutureExt;
 use switchboard_proto::v1 as pb;
@@ -9,11 +12,14 @@ use switchboard_proto::v1::connect_response::Message as Out;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use super::super::convert::{call_error_from_pb, call_status_from_pb, item_from_pb, usage_from_pb};
+use super::super::convert::{item_from_pb, usage_from_pb};
 use super::super::Services;
-use crate::domain::{self, CallError, CallSession, StatusChange};
+use super::ledger::{self, Claim, Ledger};
+use super::requests;
+use crate::domain::{self, CallSession};
 use crate::events::{CallEvent, EventKind};
 use crate::store::StoreError;
+use crate::tools::ToolOutcome;
 
 /// Most items folded into one append.
 const MAX_GATHERED_ITEMS: usize = 256;
@@ -76,6 +82,8 @@ pub(super) struct CallLoop {
     /// Without conversation; used for event metadata.
     pub(super) session: CallSession,
     pub(super) sender: mpsc::Sender<Result<pb::ConnectResponse, Status>>,
+    /// Requests of every call on this replica, shared by the streams of one call.
+    pub(super) ledger: Ledger<Out>,
 }
 
 impl CallLoop {
@@ -96,14 +104,8 @@ impl CallLoop {
             };
             let reply = match message.message {
                 Some(In::Items(batch)) => Some(self.append(inbox.gather(batch)).await),
-                Some(In::Status(update)) => {
-                    self.status(update).await;
-                    None
-                }
-                Some(In::ToolCall(call)) => {
-                    self.tool_call(call);
-                    None
-                }
+                Some(In::Status(update)) => self.status(update).await,
+                Some(In::ToolCall(call)) => self.tool_call(call),
                 Some(In::Usage(report)) => {
                     let usage = usage_from_pb(report.usage);
                     if let Err(e) = self
@@ -117,14 +119,8 @@ impl CallLoop {
                     None
                 }
                 Some(In::Heartbeat(_)) => None,
-                Some(In::Fallback(request)) => {
-                    self.fallback(request).await;
-                    None
-                }
-                Some(In::Transfer(request)) => {
-                    self.transfer(request).await;
-                    None
-                }
+                Some(In::Fallback(request)) => self.fallback(request).await,
+                Some(In::Transfer(request)) => self.transfer(request).await,
                 Some(In::Hello(_)) | None => {
                     tracing::warn!("unexpected message on a connected call stream ignored");
                     None
@@ -201,78 +197,88 @@ impl CallLoop {
         }
     }
 
-    async fn status(&self, update: pb::StatusUpdate) {
-        let status = match call_status_from_pb("status.status", update.status) {
-            Ok(Some(status)) => status,
-            Ok(None) => return tracing::warn!("status update without a status ignored"),
-            Err(e) => return tracing::warn!(error = %e, "status update ignored"),
-        };
-        let change = StatusChange {
-            status,
-            end_reason: update.end_reason,
-            error: call_error_from_pb(update.error),
-            twilio_call_sid: String::new(),
-        };
-        // A refused change is normal in races (Twilio's callback ended the call first).
-        if let Err(status) = self.services.change_status(&self.session.id, &change).await {
-            tracing::info!(code = ?status.code(), "status update not applied: {}", status.message());
-        }
+    /// Applies a status update; answers it when it carries a request id.
+    async fn status(&self, update: pb::StatusUpdate) -> Option<Out> {
+        let request_id = update.request_id.clone();
+        let decision = requests::status(&self.services, &self.session.id, update).await;
+        (!request_id.is_empty()).then(|| Out::Answer(decision.answer(&request_id)))
     }
 
-    /// The AI is gone: send the caller to the agent's fallback.
-    async fn fallback(&self, request: pb::FallbackRequest) {
-        let error = call_error_from_pb(request.error).or_else(|| {
-            Some(CallError {
-                code: "openai.unavailable".into(),
-                message: "the realtime api is unavailable".into(),
+    /// The AI is gone: send the caller to the agent's fallback, once per request id.
+    async fn fallback(&self, request: pb::FallbackRequest) -> Option<Out> {
+        let services = &self.services;
+        let call_id = &self.session.id;
+        if request.request_id.is_empty() {
+            requests::fallback(services, call_id, &request).await;
+            return None;
+        }
+        let key = format!("fallback:{}", request.request_id);
+        let answer = self
+            .ledger
+            .run_once(call_id, &key, || async {
+                let decision = requests::fallback(services, call_id, &request).await;
+                let keep = decision.keep();
+                (Out::Answer(decision.answer(&request.request_id)), keep)
             })
-        });
-        let session = match self.services.store.get_session(&self.session.id).await {
-            Ok(session) => session,
-            Err(e) => return tracing::error!(error = %e, "fallback: session unreadable"),
-        };
-        match self.services.play_fallback(&session, error).await {
-            Ok(ended) => {
-                tracing::warn!(status = %ended.status, "ai unavailable: call redirected to its fallback")
-            }
-            Err(status) => {
-                tracing::info!(code = ?status.code(), "fallback status not applied: {}", status.message())
-            }
-        }
+            .await;
+        Some(answer)
     }
 
-    /// The model asked for a human.
-    async fn transfer(&self, request: pb::TransferRequest) {
-        let target = match super::super::convert::handoff_target_from_pb(
-            "transfer.target",
-            request.target,
-        ) {
-            Ok(target) => target,
-            Err(e) => return tracing::warn!(error = %e, "transfer request ignored"),
-        };
-        let session = match self.services.store.get_session(&self.session.id).await {
-            Ok(session) => session,
-            Err(e) => return tracing::error!(error = %e, "transfer: session unreadable"),
-        };
-        match self
-            .services
-            .hand_off(&session, target, &request.reason, "")
-            .await
-        {
-            Ok(ended) => {
-                tracing::info!(status = %ended.status, "call transferred to humans at the model's request")
-            }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), "transfer not possible; the call stays with the ai: {}", status.message())
-            }
+    /// The model asked for a human: redirect the call, once per request id.
+    async fn transfer(&self, request: pb::TransferRequest) -> Option<Out> {
+        let services = &self.services;
+        let call_id = &self.session.id;
+        if request.request_id.is_empty() {
+            requests::transfer(services, call_id, &request).await;
+            return None;
         }
+        let key = format!("transfer:{}", request.request_id);
+        let answer = self
+            .ledger
+            .run_once(call_id, &key, || async {
+                let decision = requests::transfer(services, call_id, &request).await;
+                let keep = decision.keep();
+                (Out::Answer(decision.answer(&request.request_id)), keep)
+            })
+            .await;
+        Some(answer)
     }
 
-    /// Runs the tool's webhook beside the stream and sends the result when it comes.
-    fn tool_call(&self, call: pb::ToolCall) {
+    /// Runs the tool's webhook beside the stream, once per `tool_call_id`, and sends the
+    /// result when it comes. Answered at once, without a task, when it ran already or a
+    /// bound on tool calls in flight is reached.
+    fn tool_call(&self, call: pb::ToolCall) -> Option<Out> {
+        let call_id = self.session.id.clone();
+        let key = format!("tool:{}", call.tool_call_id);
+        let runner = match self.ledger.claim(&call_id, &key) {
+            Claim::Done(result) => return Some(result),
+            Claim::Running(running) => {
+                // A copy re-sent after a reconnect: the first copy's result, on this stream.
+                let sender = self.sender.clone();
+                tokio::spawn(async move {
+                    if let Some(result) = ledger::wait(running).await {
+                        let _ = sender
+                            .send(Ok(pb::ConnectResponse {
+                                message: Some(result),
+                            }))
+                            .await;
+                    }
+                });
+                return None;
+            }
+            Claim::First(runner) => runner,
+        };
+        let permit = match self.services.tools.slots().try_acquire(&call_id) {
+            Ok(permit) => permit,
+            Err(reached) => {
+                tracing::warn!(tool = %call.name, "tool call refused: {reached}");
+                let result = tool_result(&call.tool_call_id, ToolOutcome::too_many(reached));
+                runner.finish(result.clone(), true);
+                return Some(result);
+            }
+        };
         let services = self.services.clone();
         let sender = self.sender.clone();
-        let call_id = self.session.id.clone();
         let agent_id = self.session.agent_id.clone();
         tokio::spawn(async move {
             let agent = services.agent_or_default(&agent_id).await.ok().flatten();
@@ -284,24 +290,31 @@ impl CallLoop {
                         .invoke(&tool, &call_id, &call.tool_call_id, &call.arguments_json)
                         .await
                 }
-                None => crate::tools::ToolOutcome::failed(
-                    "tool.unknown",
-                    format!("no tool named {:?}", call.name),
-                ),
+                None => {
+                    ToolOutcome::failed("tool.unknown", format!("no tool named {:?}", call.name))
+                }
             };
+            drop(permit);
             if let Some(error) = &outcome.error {
                 tracing::warn!(%call_id, tool = %call.name, code = %error.code, "tool call failed: {}", error.message);
             }
-            let result = pb::ToolResult {
-                tool_call_id: call.tool_call_id,
-                output_json: outcome.output_json,
-                error: outcome.error.map(super::super::convert::call_error_to_pb),
-            };
+            let result = tool_result(&call.tool_call_id, outcome);
+            runner.finish(result.clone(), true);
             let _ = sender
                 .send(Ok(pb::ConnectResponse {
-                    message: Some(Out::ToolResult(result)),
+                    message: Some(result),
                 }))
                 .await;
         });
+        None
     }
+}
+
+/// The `ToolResult` of `tool_call_id`.
+fn tool_result(tool_call_id: &str, outcome: ToolOutcome) -> Out {
+    Out::ToolResult(pb::ToolResult {
+        tool_call_id: tool_call_id.to_owned(),
+        output_json: outcome.output_json,
+        error: outcome.error.map(super::super::convert::call_error_to_pb),
+    })
 }

@@ -88,6 +88,8 @@ pub(super) struct AgentDoc {
     #[serde(default)]
     pub(super) greeting: String,
     #[serde(default)]
+    pub(super) goodbye: String,
+    #[serde(default)]
     pub(super) max_call_duration_ms: u64,
     #[serde(default)]
     pub(super) handoff_target: Option<HandoffTargetDoc>,
@@ -366,6 +368,7 @@ impl From<&AgentSettings> for AgentDoc {
                 prompt: a.input_transcription.prompt.clone(),
             },
             greeting: a.greeting.clone(),
+            goodbye: a.goodbye.clone(),
             max_call_duration_ms: a.max_call_duration_ms,
             handoff_target: a.handoff_target.as_ref().map(|t| match t {
                 HandoffTarget::Conference(name) => HandoffTargetDoc::Conference(name.clone()),
@@ -419,6 +422,7 @@ impl AgentDoc {
                 prompt: self.input_transcription.prompt,
             },
             greeting: self.greeting,
+            goodbye: self.goodbye,
             max_call_duration_ms: self.max_call_duration_ms,
             handoff_target: self.handoff_target.map(|t| match t {
                 HandoffTargetDoc::Conference(name) => HandoffTarget::Conference(name),

@@ -58,6 +58,8 @@ pub(super) struct RealtimeState {
     greeted: bool,
     /// Caller frames that arrived before `session.update` was sent.
     pub(super) pre_session: VecDeque<String>,
+    /// Payload bytes in `pre_session`.
+    pub(super) pre_session_bytes: usize,
     /// The response being generated (`response.created` … `response.done`).
     pub(super) active_response: Option<String>,
     /// Assistant transcripts whose audio may still be playing.
@@ -79,6 +81,7 @@ impl RealtimeState {
             session_sent: false,
             greeted: false,
             pre_session: VecDeque::new(),
+            pre_session_bytes: 0,
             active_response: None,
             held: VecDeque::new(),
             interrupted: VecDeque::new(),
@@ -113,8 +116,11 @@ impl CallCore {
             }
             ServerEvent::SessionCreated(_) => self.configure_session(out),
             ServerEvent::SessionUpdated(_) => self.greet(out),
+            // The goodbye is not to be cut (the caller's audio is not relayed meanwhile).
+            ServerEvent::InputAudioBufferSpeechStarted(_) if self.saying_goodbye() => {}
             ServerEvent::InputAudioBufferSpeechStarted(_) => self.barge_in(now_ms, out),
             ServerEvent::ResponseCreated(created) => {
+                self.goodbye_response_created(created.response.id.as_deref());
                 self.realtime.active_response = created.response.id;
             }
             ServerEvent::ResponseDone(done) => self.on_response_done(done.response, now_ms, out),
@@ -210,6 +216,7 @@ impl CallCore {
         };
         update.encode_into(self.dialect, out.to_openai.next_buffer());
         self.realtime.session_sent = true;
+        self.realtime.pre_session_bytes = 0;
         while let Some(payload) = self.realtime.pre_session.pop_front() {
             self.usage.caller_bytes += base64_decoded_len(&payload);
             encode_audio_append(&payload, out.to_openai.next_buffer());
@@ -366,6 +373,7 @@ impl CallCore {
             }
         }
         self.on_response_tool_calls(&response, now_ms, out);
+        self.goodbye_response_done(response.id.as_deref(), now_ms, out);
     }
 
     fn on_openai_error(&mut self, error: ErrorDetails, now_ms: u64, out: &mut Actions) {

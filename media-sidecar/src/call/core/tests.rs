@@ -5,9 +5,11 @@
 //! This file holds the harness; the tests are in `tests/*.rs`, one file per concern.
 
 use serde_json::Value;
+use switchboard_proto::v1::request_answer::Outcome;
 use switchboard_proto::v1::{
-    connect_request, connect_response, handoff_target, Ack, AgentSettings, CallConfig, CallSession,
-    ConnectRequest, ConnectResponse, ConversationItem, HandoffTarget, StatusUpdate,
+    connect_request, connect_response, handoff_target, Ack, AgentSettings, CallConfig, CallError,
+    CallSession, ConnectRequest, ConnectResponse, ConversationItem, HandoffTarget, RequestAnswer,
+    StatusUpdate,
 };
 use switchboard_realtime::Dialect;
 
@@ -16,8 +18,10 @@ use super::{Actions, CallCore, CallLimits};
 mod barge_in;
 mod control;
 mod lifecycle;
+mod link;
 mod relay;
 mod reuse;
+mod timers;
 mod tools;
 
 const SESSION_JSONL: &str =
@@ -41,8 +45,9 @@ struct Recorded {
 }
 
 /// A core under test with its reusable actions. With `auto_ack` (the default) every batch
-/// sent to the control plane is acknowledged at once, as a healthy control plane would;
-/// `logged` and `sent` collect what reached it, acks' follow-ups included.
+/// sent to the control plane is acknowledged at once, and every final status and fallback
+/// accepted, as a healthy control plane would (transfers are answered by the tests);
+/// `logged` and `sent` collect what reached it, the answers' follow-ups included.
 #[derive(Debug)]
 struct Call {
     core: CallCore,
@@ -55,7 +60,7 @@ struct Call {
 impl Call {
     /// A call of `agent`, nothing logged yet, the Twilio stream not started.
     fn new(agent: AgentSettings, dialect: Dialect) -> Self {
-        Self::with_config(config(agent, 0), dialect, CallLimits::default())
+        Self::with_config(config(agent, 0), dialect, untimed())
     }
 
     fn with_config(config: CallConfig, dialect: Dialect, limits: CallLimits) -> Self {
@@ -117,7 +122,36 @@ impl Call {
         self.absorb(now_ms)
     }
 
-    /// Records what `out` sent the control plane and, with `auto_ack`, acknowledges it.
+    /// The control plane's answer to `request_id`; a refusal carries `code`.
+    fn answer(&mut self, request_id: &str, outcome: Outcome, code: &str, now_ms: u64) -> &Actions {
+        let error = (outcome != Outcome::Accepted).then(|| CallError {
+            code: code.into(),
+            message: format!("{code} (test)"),
+        });
+        let answer = RequestAnswer {
+            request_id: request_id.into(),
+            outcome: outcome.into(),
+            error,
+        };
+        self.control(connect_response::Message::Answer(answer), now_ms)
+    }
+
+    /// The control stream broke.
+    fn lose_control(&mut self) {
+        self.core.on_control_lost();
+    }
+
+    /// The control stream is back: its `CallConfig` says `stored_through_seq` is stored.
+    fn reconnect(&mut self, stored_through_seq: u64, now_ms: u64) -> &Actions {
+        let config = CallConfig {
+            answers_requests: true,
+            ..config(agent(), stored_through_seq)
+        };
+        self.control(connect_response::Message::Config(config), now_ms)
+    }
+
+    /// Records what `out` sent the control plane and, with `auto_ack`, acknowledges it
+    /// (batches) and accepts it (final statuses, fallbacks).
     fn absorb(&mut self, now_ms: u64) -> &Actions {
         let mut pending: Vec<_> = self
             .out
@@ -127,27 +161,51 @@ impl Call {
             .collect();
         while !pending.is_empty() {
             let mut last_seq = None;
+            let mut accepted = Vec::new();
             for message in pending.drain(..) {
-                if let connect_request::Message::Items(batch) = &message {
-                    self.logged.extend(batch.items.iter().cloned());
-                    last_seq = batch.items.last().map(|item| item.seq);
+                match &message {
+                    connect_request::Message::Items(batch) => {
+                        self.logged.extend(batch.items.iter().cloned());
+                        last_seq = batch.items.last().map(|item| item.seq);
+                    }
+                    connect_request::Message::Status(status) => {
+                        accepted.push(status.request_id.clone());
+                    }
+                    connect_request::Message::Fallback(fallback) => {
+                        accepted.push(fallback.request_id.clone());
+                    }
+                    _ => {}
                 }
                 self.sent.push(message);
             }
-            if let (true, Some(seq)) = (self.auto_ack, last_seq) {
-                let mut follow_up = Actions::new();
-                let ack = ConnectResponse {
-                    message: Some(connect_response::Message::Ack(Ack {
-                        stored_through_seq: seq,
-                    })),
-                };
-                self.core.on_control(ack, now_ms, &mut follow_up);
-                pending = follow_up
-                    .to_control
-                    .into_iter()
-                    .filter_map(|r| r.message)
-                    .collect();
+            if !self.auto_ack {
+                break;
             }
+            let mut replies = Vec::new();
+            if let Some(seq) = last_seq {
+                replies.push(connect_response::Message::Ack(Ack {
+                    stored_through_seq: seq,
+                }));
+            }
+            for request_id in accepted {
+                replies.push(connect_response::Message::Answer(RequestAnswer {
+                    request_id,
+                    outcome: Outcome::Accepted.into(),
+                    error: None,
+                }));
+            }
+            let mut follow_up = Actions::new();
+            for reply in replies {
+                let reply = ConnectResponse {
+                    message: Some(reply),
+                };
+                self.core.on_control(reply, now_ms, &mut follow_up);
+            }
+            pending = follow_up
+                .to_control
+                .into_iter()
+                .filter_map(|r| r.message)
+                .collect();
         }
         &self.out
     }
@@ -166,6 +224,17 @@ impl Call {
     /// The logged items' sequence numbers.
     fn logged_seqs(&self) -> Vec<u64> {
         self.logged.iter().map(|item| item.seq).collect()
+    }
+}
+
+/// The default limits without the ends that come with time (a quiet Twilio socket, the
+/// longest call), which `tests/timers.rs` tests on their own: the other tests tick far
+/// ahead without sending frames.
+fn untimed() -> CallLimits {
+    CallLimits {
+        twilio_idle_timeout_ms: 0,
+        default_max_call_ms: 0,
+        ..CallLimits::default()
     }
 }
 
@@ -202,7 +271,23 @@ fn config(agent: AgentSettings, stored_through_seq: u64) -> CallConfig {
         }),
         agent_settings: Some(agent),
         stored_through_seq,
+        answers_requests: true,
     }
+}
+
+/// Every request the control plane received, in order, by id (tool calls by
+/// `tool_call_id`).
+fn request_ids(call: &Call) -> Vec<String> {
+    call.sent
+        .iter()
+        .filter_map(|message| match message {
+            connect_request::Message::Transfer(r) => Some(r.request_id.clone()),
+            connect_request::Message::Fallback(r) => Some(r.request_id.clone()),
+            connect_request::Message::Status(r) => Some(r.request_id.clone()),
+            connect_request::Message::ToolCall(r) => Some(r.tool_call_id.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every line of the recorded session after its `_about` header.

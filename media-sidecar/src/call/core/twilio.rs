@@ -50,6 +50,7 @@ impl CallCore {
     /// ids and custom parameters. Anything unreadable, or out of the stream's order, is
     /// counted in `CallCounters::twilio_rejected` and skipped.
     pub fn on_twilio_text(&mut self, text: &str, now_ms: u64, out: &mut Actions) {
+        self.twilio_alive(now_ms);
         let message = match parse_inbound(text) {
             Ok(message) => message,
             Err(error) => {
@@ -88,6 +89,7 @@ impl CallCore {
                 if matches!(echo, MarkEcho::Played { .. }) && self.playback.pending_marks() == 0 {
                     // Everything sent has played: held transcripts were heard in full.
                     self.release_held_transcripts(now_ms, out);
+                    self.goodbye_played(now_ms, out);
                 }
             }
             InboundMessage::Start(start) => self.on_stream_start(start),
@@ -109,8 +111,9 @@ impl CallCore {
         }
     }
 
-    /// The Twilio socket closed. Without a `stop` before it the call ends failed
-    /// (`twilio.stream_closed`); after one (or after any end) nothing happens.
+    /// The Twilio socket closed, or a write to it did not finish in time (`detail` says
+    /// which). Without a `stop` before it the call ends failed (`twilio.stream_closed`);
+    /// after one (or after any end) nothing happens.
     pub fn on_twilio_closed(&mut self, detail: &str, now_ms: u64, out: &mut Actions) {
         let ending = Ending::failed(
             EndKind::TwilioClosed,
@@ -137,23 +140,36 @@ impl CallCore {
         &self.stream.custom_parameters
     }
 
-    /// The hot path: one caller frame to OpenAI, or into the start-up buffer.
+    /// The hot path: one caller frame to OpenAI, or into the start-up buffer; dropped
+    /// while the goodbye is said, so nothing interrupts it.
     fn relay_caller_audio(&mut self, payload: &str, out: &mut Actions) {
+        if self.saying_goodbye() {
+            self.counters.caller_frames_dropped += 1;
+            return;
+        }
         if self.realtime.session_sent {
             self.usage.caller_bytes += payload_byte_len(payload);
             encode_audio_append(payload, out.to_openai.next_buffer());
             self.counters.caller_frames += 1;
             return;
         }
-        if self.limits.pre_session_frames == 0 {
+        let limits = &self.limits;
+        if limits.pre_session_frames == 0 || payload.len() > limits.pre_session_bytes {
             self.counters.caller_frames_dropped += 1;
             return;
         }
-        if self.realtime.pre_session.len() >= self.limits.pre_session_frames {
-            self.realtime.pre_session.pop_front();
+        let buffer = &mut self.realtime;
+        while buffer.pre_session.len() >= limits.pre_session_frames
+            || buffer.pre_session_bytes + payload.len() > limits.pre_session_bytes
+        {
+            let Some(oldest) = buffer.pre_session.pop_front() else {
+                break;
+            };
+            buffer.pre_session_bytes -= oldest.len();
             self.counters.caller_frames_dropped += 1;
         }
-        self.realtime.pre_session.push_back(payload.to_owned());
+        buffer.pre_session_bytes += payload.len();
+        buffer.pre_session.push_back(payload.to_owned());
     }
 
     fn on_stream_start(&mut self, start: Start<'_>) {

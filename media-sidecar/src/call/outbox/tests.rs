@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use switchboard_proto::v1::{connect_request, StatusUpdate, ToolCall};
+
 use super::*;
 
 fn item(text: &str) -> ConversationItem {
@@ -188,19 +190,160 @@ fn reconnect_to_a_store_ahead_of_us_continues_after_it() {
 
 #[test]
 fn a_full_outbox_refuses_and_counts_instead_of_dropping_old_items() {
+    let size = {
+        let mut sized = item("a");
+        sized.seq = 1;
+        item_bytes(&sized)
+    };
     let mut outbox = Outbox::new(
         0,
         OutboxLimits {
-            capacity: 2,
+            capacity_bytes: 2 * size + 1,
             ..OutboxLimits::default()
         },
     );
     outbox.push(item("a")).expect("room");
     outbox.push(item("b")).expect("room");
-    assert_eq!(outbox.push(item("c")), Err(OutboxFull { capacity: 2 }));
+    assert_eq!(outbox.bytes(), 2 * size);
+    let full = OutboxFull {
+        capacity_bytes: 2 * size + 1,
+    };
+    assert_eq!(outbox.push(item("c")), Err(full));
     assert_eq!(outbox.overflowed(), 1);
     let batch = outbox.next_batch(0).expect("due");
     assert_eq!(seqs(&batch), [1, 2], "the oldest items are kept");
     outbox.on_ack(2);
+    assert_eq!(outbox.bytes(), 0, "acknowledged items free their bytes");
     assert_eq!(outbox.push(item("d")), Ok(3), "no gap for the refused item");
+}
+
+fn tool_call(id: &str, arguments: &str) -> ConnectRequest {
+    ConnectRequest {
+        message: Some(connect_request::Message::ToolCall(ToolCall {
+            tool_call_id: id.to_owned(),
+            name: "lookup_order".to_owned(),
+            arguments_json: arguments.to_owned(),
+        })),
+    }
+}
+
+fn status(id: &str) -> ConnectRequest {
+    ConnectRequest {
+        message: Some(connect_request::Message::Status(StatusUpdate {
+            request_id: id.to_owned(),
+            ..StatusUpdate::default()
+        })),
+    }
+}
+
+#[test]
+fn requests_wait_until_answered_and_go_again_on_a_new_stream() {
+    let mut outbox = Outbox::new(0, OutboxLimits::default());
+    outbox
+        .push_request(RequestKind::ToolCall, "call_1", tool_call("call_1", "{}"))
+        .expect("room");
+    outbox
+        .push_request(RequestKind::Status, "status-1", status("status-1"))
+        .expect("always kept");
+    assert_eq!(outbox.next_request(0), Some(tool_call("call_1", "{}")));
+    assert_eq!(outbox.next_request(0), Some(status("status-1")));
+    assert_eq!(outbox.next_request(0), None, "each once per stream");
+    // A copy of a waiting request is not queued twice.
+    outbox
+        .push_request(RequestKind::ToolCall, "call_1", tool_call("call_1", "{}"))
+        .expect("room");
+
+    outbox.on_link_lost();
+    outbox.push(item("said while down")).expect("room");
+    assert!(
+        outbox.next_batch(0).is_none(),
+        "nothing goes while the link is down"
+    );
+    assert!(outbox.next_request(0).is_none());
+    assert!(!outbox.link_up());
+
+    outbox.reset_after_reconnect(0);
+    assert_eq!(seqs(&outbox.next_batch(10).expect("due again")), [1]);
+    assert_eq!(outbox.next_request(10), Some(tool_call("call_1", "{}")));
+    assert_eq!(outbox.next_request(10), Some(status("status-1")));
+    assert!(outbox.answer(RequestKind::ToolCall, "call_1"));
+    assert!(
+        !outbox.answer(RequestKind::ToolCall, "call_1"),
+        "answered once"
+    );
+    assert!(
+        !outbox.answer(RequestKind::Status, "call_1"),
+        "found by kind and id"
+    );
+    assert!(outbox.has_request(RequestKind::Status));
+    assert!(outbox.answer(RequestKind::Status, "status-1"));
+    outbox.on_link_lost();
+    outbox.reset_after_reconnect(0);
+    assert_eq!(
+        outbox.next_request(20),
+        None,
+        "answered requests never go again"
+    );
+}
+
+#[test]
+fn a_retry_answer_holds_the_request_back_for_a_doubling_back_off() {
+    let mut outbox = Outbox::new(
+        0,
+        OutboxLimits {
+            retry_initial_ms: 100,
+            retry_max_ms: 300,
+            ..OutboxLimits::default()
+        },
+    );
+    outbox
+        .push_request(RequestKind::Status, "status-1", status("status-1"))
+        .expect("kept");
+    assert!(outbox.next_request(0).is_some());
+    outbox.retry_later(RequestKind::Status, "status-1", 1_000);
+    assert!(outbox.next_request(1_099).is_none());
+    assert!(outbox.next_request(1_100).is_some());
+    outbox.retry_later(RequestKind::Status, "status-1", 2_000);
+    assert!(outbox.next_request(2_199).is_none());
+    assert!(outbox.next_request(2_200).is_some());
+    outbox.retry_later(RequestKind::Status, "status-1", 3_000);
+    outbox.retry_later(RequestKind::Status, "status-1", 3_000);
+    assert!(outbox.next_request(3_299).is_none(), "capped at 300 ms");
+    assert!(outbox.next_request(3_300).is_some());
+}
+
+#[test]
+fn tool_calls_share_the_byte_bound_with_items_and_the_status_is_always_kept() {
+    let big = "x".repeat(600);
+    let mut outbox = Outbox::new(
+        0,
+        OutboxLimits {
+            capacity_bytes: 1_000,
+            ..OutboxLimits::default()
+        },
+    );
+    outbox.push(item(&big)).expect("room");
+    let refused = outbox.push_request(RequestKind::ToolCall, "call_1", tool_call("call_1", &big));
+    assert_eq!(
+        refused,
+        Err(OutboxFull {
+            capacity_bytes: 1_000
+        })
+    );
+    assert!(
+        !outbox.has_request(RequestKind::ToolCall),
+        "refused, not queued"
+    );
+    outbox
+        .push_request(RequestKind::Status, "status-1", status("status-1"))
+        .expect("the final status never waits for room");
+    outbox.on_ack(0);
+    outbox.next_batch(0);
+    outbox.on_ack(1);
+    outbox
+        .push_request(RequestKind::ToolCall, "call_1", tool_call("call_1", &big))
+        .expect("room once the item is stored");
+    let used = outbox.bytes();
+    outbox.drop_requests(RequestKind::ToolCall);
+    assert!(used > 600 && outbox.bytes() == 0, "{used}");
 }

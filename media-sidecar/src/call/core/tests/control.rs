@@ -22,7 +22,7 @@ fn user_transcript(item_id: &str, text: &str) -> String {
 
 #[test]
 fn transcripts_become_items_with_contiguous_seq_after_what_is_stored() {
-    let mut call = Call::with_config(config(agent(), 4), Dialect::Ga, CallLimits::default());
+    let mut call = Call::with_config(config(agent(), 4), Dialect::Ga, untimed());
     call.twilio(recorded("start")[0].frame, 2);
     call.openai(SESSION_CREATED, 5);
     call.openai(

@@ -41,9 +41,14 @@ fn stop_ends_the_call_completed_once_the_log_is_stored() {
     );
     assert!(!call.core.is_settled());
     call.ack(1, 1_600);
-    let status = &call.statuses()[0];
+    let status = call.statuses()[0].clone();
     assert_eq!(status.status, CallStatus::Completed as i32);
     assert_eq!(status.end_reason, "caller_hung_up");
+    assert!(
+        !call.core.is_settled(),
+        "settled once the control plane answers"
+    );
+    call.answer(&status.request_id, Outcome::Accepted, "", 1_650);
     assert!(call.core.is_settled());
 }
 
@@ -55,9 +60,22 @@ fn finish_sends_the_final_status_when_the_log_cannot_be_stored() {
     call.twilio(recorded("stop")[0].frame, 600);
     assert!(call.statuses().is_empty());
     call.out.clear();
-    call.core.finish(&mut call.out);
+    call.core.finish(700, &mut call.out);
+    let [ConnectRequest {
+        message: Some(connect_request::Message::Status(status)),
+    }] = call.out.to_control.as_slice()
+    else {
+        panic!("the status alone: {:?}", call.out.to_control);
+    };
+    let request_id = status.request_id.clone();
+    assert!(!call.core.is_settled());
+    call.answer(&request_id, Outcome::Accepted, "", 800);
     assert!(call.core.is_settled());
-    assert_eq!(call.out.to_control.len(), 1);
+    assert_eq!(
+        call.core.outbox().unacknowledged(),
+        1,
+        "the item stays counted"
+    );
 }
 
 #[test]
@@ -155,7 +173,7 @@ fn a_refused_session_update_ends_the_call() {
 }
 
 #[test]
-fn the_call_ends_at_the_agents_max_duration() {
+fn the_call_ends_at_the_agents_max_duration_after_the_goodbye() {
     let mut limited = agent();
     limited.max_call_duration = Some(Default::default());
     if let Some(duration) = limited.max_call_duration.as_mut() {
@@ -163,7 +181,10 @@ fn the_call_ends_at_the_agents_max_duration() {
     }
     let mut call = Call::started(limited, Dialect::Ga);
     assert!(call.tick(59_999).end.is_none());
-    let end = call.tick(60_000).end.clone().expect("ended");
+    let out = call.tick(60_000);
+    assert!(out.end.is_none(), "the goodbye first");
+    assert_eq!(frames(&out.to_openai)[0]["event_id"], "sb_goodbye");
+    let end = call.tick(70_000).end.clone().expect("ended");
     assert_eq!(
         (end.kind, end.end_reason.as_str()),
         (EndKind::MaxDuration, "max_duration")
@@ -340,6 +361,7 @@ fn hello_carries_the_stream_from_start() {
     assert_eq!(hello.stream_sid, STREAM_SID);
     assert_eq!(hello.call_sid, "CA5f2e9c1b7a3d48e6b0c4f1a2d3e4b5c6");
     assert_eq!(hello.call_id, "65a9f001c2b3d4e5f6a7b8c9");
+    assert!(hello.resume, "the core's hello reopens a running call");
     assert_eq!(
         call.core
             .custom_parameters()

@@ -82,6 +82,31 @@ fn the_start_up_buffer_is_bounded_and_counts_what_it_drops() {
 }
 
 #[test]
+fn the_start_up_buffer_is_bounded_in_bytes_too() {
+    let media = recorded("media");
+    let payload_len = json(media[0].frame)["media"]["payload"]
+        .as_str()
+        .expect("payload")
+        .len();
+    let limits = CallLimits {
+        pre_session_bytes: 2 * payload_len + 1,
+        ..CallLimits::default()
+    };
+    let mut call = Call::with_config(config(agent(), 0), Dialect::Ga, limits);
+    call.twilio(recorded("start")[0].frame, 2);
+    for frame in &media[..3] {
+        call.twilio(frame.frame, frame.t_ms);
+    }
+    let out = call.openai(SESSION_CREATED, 100);
+    assert_eq!(
+        out.to_openai.len(),
+        3,
+        "session.update and the two newest frames"
+    );
+    assert_eq!(call.core.counters().caller_frames_dropped, 1);
+}
+
+#[test]
 fn an_assistant_delta_becomes_media_and_mark_with_the_identical_payload() {
     let mut call = Call::started(agent(), Dialect::Ga);
     let delta = example("ga_server", "response.output_audio.delta");

@@ -5,7 +5,7 @@ use switchboard_proto::v1::{CallError, CallStatus, ConversationItemKind, ToolCal
 use switchboard_realtime::Dialect;
 
 use super::*;
-use crate::call::{EndKind, HandoffRequest};
+use crate::call::EndKind;
 
 const CALL_ID: &str = "call_Qm3VbXh1sP0aT9e2";
 const OUTPUT: &str = r#"{"status":"shipped","eta":"2026-11-27"}"#;
@@ -168,29 +168,47 @@ fn unanswered_tool_calls_are_sent_again_after_a_reconnect() {
     assert_eq!(resent, [CALL_ID]);
 }
 
+/// The `TransferRequest`s the control plane received.
+fn transfers(call: &Call) -> Vec<switchboard_proto::v1::TransferRequest> {
+    call.sent
+        .iter()
+        .filter_map(|m| match m {
+            connect_request::Message::Transfer(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kinds(call: &Call) -> Vec<i32> {
+    call.logged.iter().map(|i| i.kind).collect()
+}
+
 #[test]
-fn transfer_to_human_asks_for_a_handoff_and_stop_ends_handed_off() {
+fn transfer_to_human_waits_for_the_answer_and_stop_then_ends_handed_off() {
     let mut call = Call::started(agent(), Dialect::Ga);
     let out = call.openai(&transfer_done(), 2_000);
-    assert_eq!(
-        out.handoff,
-        Some(HandoffRequest {
-            reason: "wants a person".into(),
-            target: agent().handoff_target,
-        })
-    );
+    assert!(out.to_openai.is_empty(), "the model waits for the answer");
     assert!(
         control_messages(out)
             .iter()
             .all(|m| !matches!(m, connect_request::Message::ToolCall(_))),
         "the built-in tool is no webhook"
     );
+    let [transfer] = transfers(&call).try_into().expect("one transfer request");
+    assert_eq!(transfer.reason, "wants a person");
+    assert_eq!(transfer.target, agent().handoff_target);
+    assert_eq!(transfer.request_id, "transfer-1");
+
+    let out = call.answer("transfer-1", Outcome::Accepted, "", 2_500);
     let down = frames(&out.to_openai);
     assert_eq!(down[0]["item"]["type"], "function_call_output");
-    assert_eq!(down[1]["type"], "response.create", "the model says goodbye");
-    let kinds: Vec<i32> = call.logged.iter().map(|i| i.kind).collect();
     assert_eq!(
-        kinds,
+        json(down[0]["item"]["output"].as_str().unwrap())["status"],
+        "transferring"
+    );
+    assert_eq!(down[1]["type"], "response.create", "the model says goodbye");
+    assert_eq!(
+        kinds(&call),
         [
             ConversationItemKind::FunctionCall as i32,
             ConversationItemKind::Handoff as i32,
@@ -210,6 +228,75 @@ fn transfer_to_human_asks_for_a_handoff_and_stop_ends_handed_off() {
         1,
         "logged once"
     );
+}
+
+#[test]
+fn a_refused_transfer_is_the_models_failed_result_and_the_call_goes_on() {
+    let mut call = Call::started(agent(), Dialect::Ga);
+    call.openai(&transfer_done(), 2_000);
+    let out = call.answer("transfer-1", Outcome::Refused, "handoff.no_target", 2_400);
+    assert_eq!(out.refusals.len(), 1);
+    assert_eq!(out.refusals[0].error.code, "handoff.no_target");
+    let down = frames(&out.to_openai);
+    assert_eq!(down[0]["item"]["call_id"], CALL_ID);
+    let output = json(down[0]["item"]["output"].as_str().unwrap());
+    assert_eq!(output["status"], "failed");
+    assert_eq!(output["error"], "handoff.no_target (test)");
+    assert_eq!(
+        down[1]["type"], "response.create",
+        "the model tells the caller"
+    );
+    assert!(out.end.is_none());
+    let logged = json(&call.logged.last().expect("output item").payload_json);
+    assert_eq!(logged["error"]["code"], "handoff.no_target");
+    assert_eq!(
+        kinds(&call),
+        [
+            ConversationItemKind::FunctionCall as i32,
+            ConversationItemKind::FunctionCallOutput as i32,
+        ],
+        "no handoff was logged"
+    );
+    // A stop now is the caller hanging up, not a handoff.
+    let end = call.twilio(recorded("stop")[0].frame, 9_000).end.clone();
+    assert_eq!(end.expect("ended").kind, EndKind::CallerHungUp);
+    // A late copy of the answer changes nothing.
+    let late = call.answer("transfer-1", Outcome::Accepted, "", 9_100);
+    assert!(late.to_openai.is_empty() && late.end.is_none());
+}
+
+#[test]
+fn a_transfer_nobody_answers_fails_after_the_tool_timeout() {
+    let mut call = Call::started(agent(), Dialect::Ga);
+    call.openai(&transfer_done(), 2_000);
+    assert!(call.tick(2_000 + 74_000).to_openai.is_empty());
+    let out = call.tick(2_000 + 75_000);
+    let output = json(
+        frames(&out.to_openai)[0]["item"]["output"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(output["status"], "failed");
+    assert_eq!(call.core.counters().tool_timeouts, 1);
+    // Its request is dropped: it is not sent again after a reconnect.
+    call.lose_control();
+    call.reconnect(3, 80_000);
+    assert_eq!(transfers(&call).len(), 1);
+}
+
+#[test]
+fn a_second_transfer_while_one_is_pending_is_answered_at_once() {
+    let mut call = Call::started(agent(), Dialect::Ga);
+    call.openai(&transfer_done(), 2_000);
+    let again = example_with("ga_server", "response.done", |event| {
+        let call = &mut event["response"]["output"][1];
+        call["name"] = "transfer_to_human".into();
+        call["call_id"] = "call_second".into();
+    });
+    let out = call.openai(&again, 3_000);
+    let down = frames(&out.to_openai);
+    assert_eq!(down[0]["item"]["call_id"], "call_second");
+    assert_eq!(transfers(&call).len(), 1, "one request");
 }
 
 #[test]
