@@ -109,7 +109,7 @@ impl CallCore {
             }
         }
         let idle = self.realtime.active_response.is_none() && self.tools.pending.is_empty();
-        if self.tools.respond_when_idle && idle {
+        if self.tools.respond_when_idle && idle && !self.saying_goodbye() {
             self.tools.respond_when_idle = false;
             ClientEvent::response_create().encode_into(self.dialect, out.to_openai.next_buffer());
         }
@@ -335,7 +335,8 @@ impl CallCore {
             now_ms,
             out,
         );
-        if !self.tools.pending.is_empty() || self.transfer.is_some() {
+        if !self.tools.pending.is_empty() || self.transfer.is_some() || self.saying_goodbye() {
+            // More answers to wait for; or the goodbye is the last response of the call.
             return;
         }
         if self.realtime.active_response.is_some() {

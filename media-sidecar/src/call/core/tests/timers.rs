@@ -171,3 +171,25 @@ fn zero_means_no_default_limit() {
     let out = call.tick(24 * 60 * MINUTE);
     assert!(out.end.is_none() && out.to_openai.is_empty());
 }
+
+#[test]
+fn a_tool_result_during_the_goodbye_asks_for_no_other_response() {
+    let mut call = started_with(agent(), limits(0, MINUTE));
+    call.openai(&example("ga_server", "response.done"), 1_000);
+    call.tick(MINUTE);
+    let result = connect_response::Message::ToolResult(switchboard_proto::v1::ToolResult {
+        tool_call_id: "call_Qm3VbXh1sP0aT9e2".into(),
+        output_json: "{}".into(),
+        error: None,
+    });
+    let out = call.control(result, MINUTE + 100);
+    let types: Vec<_> = frames(&out.to_openai)
+        .iter()
+        .map(|event| event["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["conversation.item.create"],
+        "the goodbye stays the last response"
+    );
+}
