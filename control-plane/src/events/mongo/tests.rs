@@ -288,3 +288,5 @@ async fn documents_expire_after_the_retention_through_a_ttl_index() {
     }
     assert_eq!(ttl, Some(Duration::ZERO));
 }
+
+mod restarts;
