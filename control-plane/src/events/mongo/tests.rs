@@ -289,4 +289,4 @@ async fn documents_expire_after_the_retention_through_a_ttl_index() {
     assert_eq!(ttl, Some(Duration::ZERO));
 }
 
-mod restarts;
+mod own_server;

@@ -1,6 +1,7 @@
-//! The feed against a MongoDB-wire server of its own, which the tests restart and whose
-//! change history they cut short: SecantusDB with a storage directory (so it reopens
-//! intact), started from the Python of `SWITCHBOARD_TEST_PYTHON`.
+//! The feed against a MongoDB-wire server of its own, which the tests restart, whose
+//! change history they cut short, or which runs as a standalone server: SecantusDB with
+//! a storage directory (so it reopens intact), started from the Python of
+//! `SWITCHBOARD_TEST_PYTHON`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -173,4 +174,29 @@ async fn an_id_the_change_history_no_longer_holds_is_out_of_range() {
         matches!(&err, WatchError::Gone(m) if m.contains("no longer reaches back")),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_server_leaves_each_replica_its_own_events() {
+    let Some(server) = OwnServer::start(&["--standalone"]) else {
+        return;
+    };
+    let config = server.config();
+    let metrics = Arc::new(Metrics::new());
+    let a = EventBus::open(&config, RETENTION, metrics.clone())
+        .await
+        .expect("a standalone server is no reason to stop");
+    assert!(!a.is_cluster_wide());
+    assert!(metrics
+        .encode()
+        .unwrap()
+        .contains("switchboard_control_plane_event_feed_cluster_wide 0"));
+    // The replica's own events still reach its watchers, with local ids.
+    let mut on_a = a.watch(EventFilter::default(), "").await.unwrap();
+    a.publish(item_event("call", 1)).await;
+    let event = next_event(&mut on_a).await;
+    assert!(matches!(
+        EventId::decode(&event.id),
+        Ok(EventId::Local { .. })
+    ));
 }
