@@ -283,14 +283,15 @@ async fn measure(
         .collect();
     let drain_until = Instant::now() + DRAIN;
     while Instant::now() < drain_until {
-        let timings = lock(&timings);
-        if measured
-            .iter()
-            .all(|key| timings.received.contains_key(key))
-        {
+        let all_received = {
+            let timings = lock(&timings);
+            measured
+                .iter()
+                .all(|key| timings.received.contains_key(key))
+        };
+        if all_received {
             break;
         }
-        drop(timings);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
