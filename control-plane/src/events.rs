@@ -337,8 +337,8 @@ impl Future for Published {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.0 {
             None => Poll::Ready(()),
-            // The writer answers when the event is written, and drops the sender when
-            // it gave up on it (which it logs and counts): either way, done.
+            // The writer answers once the event is written or given up (which it logs
+            // and counts), and a writer that stopped drops the sender: either way, done.
             Some(written) => Pin::new(written).poll(cx).map(|_| ()),
         }
     }

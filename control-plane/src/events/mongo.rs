@@ -155,8 +155,8 @@ impl MongoFeed {
         }))
     }
 
-    /// Queues `event` for the writer; the receiver answers once it is written (or is
-    /// dropped when it was given up). `None` when it could not even be queued.
+    /// Queues `event` for the writer; the receiver answers once it is written or given
+    /// up. `None` when it could not even be queued (logged and counted).
     pub(crate) fn publish(&self, event: &CallEvent) -> Option<oneshot::Receiver<()>> {
         let expire_at = chrono::Duration::from_std(self.retention)
             .ok()
