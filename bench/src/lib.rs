@@ -9,6 +9,10 @@
 //! - [`bare`]: a bare relay with no control plane, to calibrate against.
 //! - [`figures`]: what a run prints.
 //!
+//! The event feed benchmark (`events-bench`, [`events`]) is separate: an item stored
+//! through one control-plane replica, timed to a watcher of another, under the write
+//! load of N calls; its figures are in [`events`]'s docs.
+//!
 //! # Figures
 //!
 //! Kept here and in the README's "Performance" section; the README has the reading.
@@ -40,6 +44,7 @@
 //! the machine is shared, so compare targets within one run.
 
 pub mod bare;
+pub mod events;
 pub mod figures;
 pub mod floor;
 pub mod load;

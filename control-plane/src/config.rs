@@ -13,14 +13,17 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use switchboard_telemetry::{LogFormat, TelemetryConfig};
 
 mod ca;
+mod events;
 mod twilio;
 mod warnings;
 
 pub use ca::CaBundle;
+pub use events::{DEFAULT_EVENT_RETENTION, ENV_EVENT_RETENTION, ENV_METRICS_ADDR};
 pub use twilio::{
     ApiKey, RestCredentials, TwilioConfig, WebhookConfig, DEFAULT_TWILIO_API_URL,
     ENV_STATUS_WEBHOOK_URL, ENV_TWILIO_ACCOUNT_SID, ENV_TWILIO_API_KEY, ENV_TWILIO_API_SECRET,
@@ -123,6 +126,10 @@ pub struct Config {
     pub tool_limits: crate::tools::ToolLimits,
     pub twilio: TwilioConfig,
     pub webhooks: WebhookConfig,
+    /// [`ENV_EVENT_RETENTION`].
+    pub event_retention: Duration,
+    /// [`ENV_METRICS_ADDR`]: where `/metrics` is served; `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A setting that cannot be used.
@@ -244,6 +251,8 @@ impl Config {
                 crate::tools::DEFAULT_PER_REPLICA,
             )?,
         };
+        let event_retention = events::parse_retention(get(ENV_EVENT_RETENTION))?;
+        let metrics_addr = events::parse_metrics_addr(get(ENV_METRICS_ADDR))?;
         Ok(Config {
             grpc_addr,
             store,
@@ -256,6 +265,8 @@ impl Config {
             tool_limits,
             twilio,
             webhooks,
+            event_retention,
+            metrics_addr,
         })
     }
 

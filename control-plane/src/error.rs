@@ -4,6 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::domain::InvalidField;
+use crate::events::WatchError;
 use crate::store::StoreError;
 use crate::twilio_api::TwilioError;
 
@@ -17,6 +18,8 @@ pub enum ErrorCode {
     Aborted,
     /// The request is valid but the resource's state refuses it (a final call).
     FailedPrecondition,
+    /// A position that no longer exists (events too old to resume from).
+    OutOfRange,
     Unavailable,
     Internal,
 }
@@ -29,6 +32,7 @@ impl From<ErrorCode> for Code {
             ErrorCode::AlreadyExists => Code::AlreadyExists,
             ErrorCode::Aborted => Code::Aborted,
             ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+            ErrorCode::OutOfRange => Code::OutOfRange,
             ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::Internal => Code::Internal,
         }
@@ -80,6 +84,21 @@ pub fn twilio_error_code(e: &TwilioError) -> ErrorCode {
 /// Twilio's HTTP status, code and message).
 pub fn twilio_status(context: &str, e: &TwilioError) -> Status {
     Status::new(twilio_error_code(e).into(), format!("{context}: {e}"))
+}
+
+/// The code for a watch that cannot start.
+pub fn watch_error_code(e: &WatchError) -> ErrorCode {
+    match e {
+        WatchError::Malformed(_) => ErrorCode::InvalidArgument,
+        WatchError::Gone(_) => ErrorCode::OutOfRange,
+        WatchError::Unavailable(_) => ErrorCode::Unavailable,
+    }
+}
+
+/// A watch that cannot start as a gRPC status; the message names `after_event_id` when
+/// the id is the problem.
+pub fn watch_status(e: &WatchError) -> Status {
+    Status::new(watch_error_code(e).into(), e.to_string())
 }
 
 /// A rejected field as `INVALID_ARGUMENT` whose message starts with the field path.
@@ -138,5 +157,26 @@ mod tests {
             store_status(StoreError::BadPageToken("x".into())).message(),
             "page_token: invalid page token \"x\""
         );
+    }
+
+    #[test]
+    fn watch_errors_map_to_the_documented_codes_and_name_the_field() {
+        let malformed = crate::events::EventId::decode("?").unwrap_err();
+        let status = watch_status(&WatchError::Malformed(malformed));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().starts_with("after_event_id: "),
+            "{}",
+            status.message()
+        );
+        let status = watch_status(&WatchError::Gone("the events since are gone".into()));
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert!(
+            status.message().starts_with("after_event_id: "),
+            "{}",
+            status.message()
+        );
+        let status = watch_status(&WatchError::Unavailable("database down".into()));
+        assert_eq!(status.code(), Code::Unavailable);
     }
 }

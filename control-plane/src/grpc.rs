@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::domain::{self, AgentSettings, CallSession, CallStatus, StatusChange};
 use crate::error::store_status;
-use crate::events::{CallEvent, EventBus, EventKind};
+use crate::events::{CallEvent, EventBus, EventKind, Published};
 use crate::store::{Store, StoreResult};
 
 /// Why a handoff found nowhere to send the call.
@@ -79,7 +79,8 @@ pub struct Services {
 }
 
 impl Services {
-    /// Applies a status change and publishes what it changed.
+    /// Applies a status change and publishes what it changed; returns once the events
+    /// are in the feed, so whoever acts on the answer finds them there.
     pub(crate) async fn change_status(
         &self,
         call_id: &str,
@@ -92,15 +93,20 @@ impl Services {
             .await
             .map_err(store_status)?;
         if let Some(previous) = outcome.previous {
-            self.publish_status(&outcome.session, Some(previous));
+            self.publish_status(&outcome.session, Some(previous)).await;
         }
         Ok(outcome.session)
     }
 
-    /// Publishes a session's current status (and its error, if final with one).
-    pub(crate) fn publish_status(&self, session: &CallSession, previous: Option<CallStatus>) {
+    /// Publishes a session's current status (and its error, if final with one); the
+    /// result resolves once both are in the feed.
+    pub(crate) fn publish_status(
+        &self,
+        session: &CallSession,
+        previous: Option<CallStatus>,
+    ) -> Published {
         let now = domain::now();
-        self.events.publish(CallEvent::for_session(
+        let status = self.events.publish(CallEvent::for_session(
             session,
             now,
             EventKind::StatusChanged {
@@ -109,12 +115,15 @@ impl Services {
                 end_reason: session.end_reason.clone(),
             },
         ));
-        if let (true, Some(error)) = (session.status.is_final(), &session.error) {
-            self.events.publish(CallEvent::for_session(
+        match (session.status.is_final(), &session.error) {
+            // Events are written in the order published: the last one written means
+            // both are.
+            (true, Some(error)) => self.events.publish(CallEvent::for_session(
                 session,
                 now,
                 EventKind::Error(error.clone()),
-            ));
+            )),
+            _ => status,
         }
     }
 
@@ -258,14 +267,16 @@ impl Services {
         error: Option<domain::CallError>,
     ) -> Result<CallSession, tonic::Status> {
         if let Some(target) = &redirect.target {
-            self.events.publish(CallEvent::for_session(
-                session,
-                domain::now(),
-                EventKind::Handoff {
-                    target: Some(target.clone()),
-                    reason: reason.to_owned(),
-                },
-            ));
+            self.events
+                .publish(CallEvent::for_session(
+                    session,
+                    domain::now(),
+                    EventKind::Handoff {
+                        target: Some(target.clone()),
+                        reason: reason.to_owned(),
+                    },
+                ))
+                .await;
         }
         let change = StatusChange {
             status: redirect.status,

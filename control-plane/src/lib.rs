@@ -2,19 +2,22 @@
 //! gRPC services in front of it.
 //!
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
-//! MongoDB); `grpc` converts the wire types and serves them; `events` is the bus behind
-//! `WatchCallEvents`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API,
+//! MongoDB); `grpc` converts the wire types and serves them; `events` is the feed behind
+//! `WatchCallEvents` (cluster-wide on MongoDB); `metrics` names what `admin` serves at
+//! `/metrics`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API,
 //! `redirect` builds what it redirects calls to and `outbound` the calls it places;
 //! `http_client` builds the HTTPS clients of both; `config` reads the environment once.
 //! [`serve`] ties them together on an already-bound listener, which is how tests run
 //! it on `127.0.0.1:0`.
 
+pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod http_client;
+pub mod metrics;
 pub mod outbound;
 pub mod redirect;
 pub mod store;
@@ -30,6 +33,7 @@ use switchboard_proto::v1::call_channel_service_server::CallChannelServiceServer
 use switchboard_proto::v1::call_session_service_server::CallSessionServiceServer;
 use switchboard_proto::v1::handoff_service_server::HandoffServiceServer;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -57,6 +61,13 @@ pub enum Error {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error(transparent)]
     HttpClient(#[from] http_client::HttpClientError),
+    #[error(transparent)]
+    Events(#[from] events::FeedError),
+    #[error("metrics listener on {addr}: {source}")]
+    MetricsListener {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the store the config names (creating MongoDB indexes on the way).
@@ -92,9 +103,26 @@ pub async fn serve_with_store(
     }
     let tool_client = http_client::build("tool webhook", config.tool_ca.as_ref())?;
     let twilio_client = http_client::build("twilio", config.twilio.ca.as_ref())?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let events =
+        events::EventBus::open(&config.store, config.event_retention, metrics.clone()).await?;
+    let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::MetricsListener { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(addr = %bound, "serving metrics");
+            Some(tokio::spawn(admin::serve(listener, metrics, async {
+                let _ = metrics_stopped.await;
+            })))
+        }
+        None => None,
+    };
     let services = Services {
         store,
-        events: events::EventBus::new(),
+        events: events.clone(),
         default_agent_id: config.default_agent_id.clone(),
         tools: tools::ToolInvoker::with_client(config.tool_signing_secret.clone(), tool_client)
             .with_limits(config.tool_limits),
@@ -170,6 +198,14 @@ pub async fn serve_with_store(
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
+    // What the last requests published reaches the feed before the process goes.
+    events.flush().await;
+    drop(stop_metrics);
+    if let Some(server) = metrics_server {
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!(error = %e, "metrics listener failed");
+        }
+    }
     Ok(())
 }
 

@@ -14,6 +14,9 @@
 //! With [`HarnessOptions::control_plane_tls`] the
 //! control plane serves gRPC over TLS (mutual, if asked) with certificates from a private
 //! CA, and the sidecar and the harness's own clients reach it at `https://localhost`.
+//!
+//! [`Cluster`] starts several control-plane replicas on one MongoDB-wire server and
+//! several sidecars, each pointed at one replica.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -582,6 +585,221 @@ impl Harness {
             self.control_plane.output(),
             self.sidecar.output()
         )
+    }
+}
+
+// === impl Cluster ===
+
+/// Several control-plane replicas on one MongoDB-wire server and several sidecars, each
+/// sidecar pointed at one replica (sidecar `i` at replica `i % replicas`), all talking
+/// to one OpenAI simulator: what a dashboard watching "the cluster" sees.
+///
+/// Every replica serves `/metrics` ([`Cluster::event_watchers`] reads its watcher
+/// gauge). Each process logs into a directory of its own under [`Cluster::dir`].
+#[derive(Debug)]
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub replicas: Vec<Replica>,
+    pub sidecars: Vec<ClusterSidecar>,
+}
+
+/// One control-plane replica of a [`Cluster`].
+#[derive(Debug)]
+pub struct Replica {
+    pub process: Process,
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    env: Env,
+    dir: PathBuf,
+    channel: Channel,
+}
+
+/// One sidecar of a [`Cluster`].
+#[derive(Debug)]
+pub struct ClusterSidecar {
+    pub process: Process,
+    /// The replica it reports to.
+    pub replica: usize,
+    /// The base URL Twilio reaches it at.
+    pub public_url: String,
+    pub admin: SocketAddr,
+}
+
+impl Cluster {
+    /// Starts `replicas` control planes on a fresh database of the MongoDB server at
+    /// `mongodb_uri` and `sidecars` sidecars reaching the Realtime API at `openai_url`
+    /// (see [`realtime_url`]).
+    pub async fn start(
+        mongodb_uri: &str,
+        replicas: usize,
+        sidecars: usize,
+        openai_url: &str,
+    ) -> Cluster {
+        assert!(replicas > 0 && sidecars > 0, "a cluster runs something");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = format!(
+            "{}/e2e_cluster_{}",
+            mongodb_uri.trim_end_matches('/'),
+            uuid::Uuid::now_v7().simple()
+        );
+        let mut started = Vec::with_capacity(replicas);
+        for index in 0..replicas {
+            let addr = free_addr();
+            let metrics_addr = free_addr();
+            let env: Env = vec![
+                ("SWITCHBOARD_GRPC_ADDR", addr.to_string()),
+                ("SWITCHBOARD_METRICS_ADDR", metrics_addr.to_string()),
+                ("SWITCHBOARD_STORE", store.clone()),
+                ("SWITCHBOARD_LOG", "info".to_owned()),
+                ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
+                ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
+                ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+            ];
+            let process_dir = dir.path().join(format!("control-plane-{index}"));
+            std::fs::create_dir_all(&process_dir).expect("a directory per process");
+            let process = Process::start("control-plane", &env, addr, &process_dir);
+            let channel = Channel::from_shared(format!("http://{addr}"))
+                .expect("valid uri")
+                .connect()
+                .await
+                .expect("the control plane accepts connections");
+            started.push(Replica {
+                process,
+                addr,
+                metrics_addr,
+                env,
+                dir: process_dir,
+                channel,
+            });
+        }
+        let mut sidecar_processes = Vec::with_capacity(sidecars);
+        for index in 0..sidecars {
+            let replica = index % replicas;
+            let http = free_addr();
+            let admin = free_addr();
+            let public_url = format!("http://{http}");
+            let ca_file = dir.path().join("openai-ca.pem");
+            std::fs::write(&ca_file, test_ca().ca_pem()).expect("write the test CA");
+            let env: Env = vec![
+                ("SWITCHBOARD_HTTP_ADDR", http.to_string()),
+                ("SWITCHBOARD_ADMIN_ADDR", admin.to_string()),
+                (
+                    "SWITCHBOARD_CONTROL_PLANE_URL",
+                    format!("http://{}", started[replica].addr),
+                ),
+                ("SWITCHBOARD_PUBLIC_URL", public_url.clone()),
+                ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
+                ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
+                ("OPENAI_API_KEY", "e2e-openai-key".to_owned()),
+                ("SWITCHBOARD_OPENAI_URL", openai_url.to_owned()),
+                ("SWITCHBOARD_OPENAI_CA_FILE", ca_file.display().to_string()),
+                (
+                    "SWITCHBOARD_STREAM_TOKEN_SECRET",
+                    STREAM_TOKEN_SECRET.to_owned(),
+                ),
+                ("SWITCHBOARD_DRAIN_GRACE", "20s".to_owned()),
+                ("SWITCHBOARD_SIDECAR_ID", format!("sidecar-e2e-{index}")),
+                ("SWITCHBOARD_LOG", "info".to_owned()),
+            ];
+            let process_dir = dir.path().join(format!("media-sidecar-{index}"));
+            std::fs::create_dir_all(&process_dir).expect("a directory per process");
+            let process = Process::start("media-sidecar", &env, http, &process_dir);
+            sidecar_processes.push(ClusterSidecar {
+                process,
+                replica,
+                public_url,
+                admin,
+            });
+        }
+        Cluster {
+            dir,
+            replicas: started,
+            sidecars: sidecar_processes,
+        }
+    }
+
+    /// The voice webhook of sidecar `index`, as Twilio would be configured with it.
+    pub fn voice_url(&self, sidecar: usize) -> String {
+        format!("{}/api/twilio/voice", self.sidecars[sidecar].public_url)
+    }
+
+    pub fn agents(&self, replica: usize) -> AgentSettingsServiceClient<Authorized> {
+        AgentSettingsServiceClient::with_interceptor(
+            self.replicas[replica].channel.clone(),
+            authorize as Authorize,
+        )
+    }
+
+    pub fn sessions(&self, replica: usize) -> CallSessionServiceClient<Authorized> {
+        CallSessionServiceClient::with_interceptor(
+            self.replicas[replica].channel.clone(),
+            authorize as Authorize,
+        )
+    }
+
+    /// A client of `replica` on a connection of its own, so dropping it (and its
+    /// streams) is what a client going away looks like to that replica.
+    pub async fn sessions_on_own_connection(
+        &self,
+        replica: usize,
+    ) -> CallSessionServiceClient<Authorized> {
+        let channel = Channel::from_shared(format!("http://{}", self.replicas[replica].addr))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("the control plane accepts connections");
+        CallSessionServiceClient::with_interceptor(channel, authorize as Authorize)
+    }
+
+    /// The watcher gauge of `replica`, read from its `/metrics`; `None` when it does
+    /// not answer.
+    pub async fn event_watchers(&self, replica: usize) -> Option<i64> {
+        let url = format!("http://{}/metrics", self.replicas[replica].metrics_addr);
+        let response = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let metrics = response.text().await.ok()?;
+        metrics.lines().find_map(|line| {
+            let value = line
+                .strip_prefix("switchboard_control_plane_event_watchers ")?
+                .trim();
+            value.parse().ok()
+        })
+    }
+
+    /// Kills `replica` and starts it again (same address, environment and database);
+    /// returns once it listens, with a fresh connection to it.
+    pub async fn restart_replica(&mut self, replica: usize) {
+        let replica = &mut self.replicas[replica];
+        replica.process.kill();
+        replica.process = Process::start("control-plane", &replica.env, replica.addr, &replica.dir);
+        replica.channel = Channel::from_shared(format!("http://{}", replica.addr))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("the control plane accepts connections");
+    }
+
+    /// Every process's log, for a failing assertion's message.
+    pub fn logs(&self) -> String {
+        let mut logs = String::new();
+        for (index, replica) in self.replicas.iter().enumerate() {
+            logs.push_str(&format!(
+                "--- control-plane {index} ---\n{}\n",
+                replica.process.output()
+            ));
+        }
+        for (index, sidecar) in self.sidecars.iter().enumerate() {
+            logs.push_str(&format!(
+                "--- media-sidecar {index} (replica {}) ---\n{}\n",
+                sidecar.replica,
+                sidecar.process.output()
+            ));
+        }
+        logs
     }
 }
 

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures::Stream;
 use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::call_session_service_server::CallSessionService;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -16,8 +16,8 @@ use super::convert::{
 };
 use super::Services;
 use crate::domain::{self, validate_e164, CallDirection, CallSession, InvalidField, StatusChange};
-use crate::error::{invalid, required, store_status};
-use crate::events::{CallEvent, EventFilter, EventKind};
+use crate::error::{invalid, required, store_status, watch_status};
+use crate::events::{EventFilter, EventKind, FeedEvent, WatchError, WatchItem};
 use crate::store::{PageRequest, SessionFilter};
 
 /// Serves `CallSessionService`.
@@ -96,7 +96,7 @@ impl CallSessionService for SessionsApi {
             .create_session(session)
             .await
             .map_err(store_status)?;
-        self.services.publish_status(&created, None);
+        self.services.publish_status(&created, None).await;
         tracing::info!(call_id = %created.id, agent_id = %created.agent_id, "call session created");
         if !r.place_call {
             return Ok(Response::new(session_to_pb(created)));
@@ -196,31 +196,56 @@ impl CallSessionService for SessionsApi {
             agent_id: r.agent_id,
             campaign_id: r.campaign_id,
         };
-        let mut events = self.services.events.subscribe();
+        let events = self.services.events.clone();
+        let mut watch = events
+            .watch(filter, &r.after_event_id)
+            .await
+            .map_err(|e| watch_status(&e))?;
+        tracing::info!(
+            watchers = events.watchers(),
+            catching_up = watch.is_catching_up(),
+            "event watcher joined"
+        );
         let (sender, receiver) = mpsc::channel(WATCH_QUEUE);
         tokio::spawn(async move {
             loop {
-                let message = match events.recv().await {
-                    Ok(event) if filter.matches(&event) => event_to_pb(&event),
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(count)) => pb::CallEvent {
-                        time: Some(timestamp_to_pb(domain::now())),
-                        event: Some(pb::call_event::Event::Dropped(pb::EventsDropped { count })),
-                        ..Default::default()
-                    },
-                    Err(broadcast::error::RecvError::Closed) => break,
+                // A client that went away is noticed at once, even when no event for
+                // it comes (a watcher of a call that ended).
+                let item = tokio::select! {
+                    biased;
+                    () = sender.closed() => break,
+                    item = watch.next() => item,
                 };
-                if sender.send(Ok(message)).await.is_err() {
-                    break; // the watcher went away
+                let (message, last) = match item {
+                    None => break,
+                    Some(WatchItem::Event(event)) => (Ok(event_to_pb(&event)), false),
+                    Some(WatchItem::Dropped(count)) => (Ok(dropped_to_pb(count)), false),
+                    Some(WatchItem::Interrupted(reason)) => {
+                        (Err(watch_status(&WatchError::Unavailable(reason))), true)
+                    }
+                };
+                if sender.send(message).await.is_err() || last {
+                    break;
                 }
             }
+            drop(watch);
+            tracing::info!(watchers = events.watchers(), "event watcher left");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
 
-fn event_to_pb(e: &CallEvent) -> pb::CallEvent {
+fn dropped_to_pb(count: u64) -> pb::CallEvent {
+    pb::CallEvent {
+        time: Some(timestamp_to_pb(domain::now())),
+        event: Some(pb::call_event::Event::Dropped(pb::EventsDropped { count })),
+        ..Default::default()
+    }
+}
+
+fn event_to_pb(fed: &FeedEvent) -> pb::CallEvent {
     use pb::call_event::Event;
+    let e = &fed.event;
     let event = match &e.kind {
         EventKind::StatusChanged {
             previous,
@@ -247,6 +272,7 @@ fn event_to_pb(e: &CallEvent) -> pb::CallEvent {
         agent_id: e.agent_id.clone(),
         campaign_id: e.campaign_id.clone(),
         time: Some(timestamp_to_pb(e.time)),
+        event_id: fed.id.clone(),
         event: Some(event),
     }
 }

@@ -711,7 +711,7 @@ fn driver_error(operation: &str, id: &str, err: DriverError) -> StoreError {
     }
 }
 
-fn is_transient(err: &DriverError) -> bool {
+pub(crate) fn is_transient(err: &DriverError) -> bool {
     // Server codes saying "this node cannot serve right now" (host unreachable, time
     // limits, shutdown, stepdown, not primary), as the driver specs list them.
     const TRANSIENT_CODES: &[i32] = &[
@@ -735,7 +735,7 @@ fn is_transient(err: &DriverError) -> bool {
 
 /// A unique index refused the write. Inserts and updates report it as a write error,
 /// `findAndModify` as a command error.
-fn is_duplicate_key(err: &DriverError) -> bool {
+pub(crate) fn is_duplicate_key(err: &DriverError) -> bool {
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
         ErrorKind::Command(e) => e.code == DUPLICATE_KEY,

@@ -1213,6 +1213,12 @@ pub struct WatchCallEventsRequest {
     pub agent_id: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub campaign_id: ::prost::alloc::string::String,
+    /// The `event_id` of the last event this watcher received: the stream starts with
+    /// the event after it (none lost, none repeated). Empty: from now on. Events are
+    /// kept for the control plane's retention (MongoDB, default 24 hours) or, on the
+    /// embedded store, in a window of recent events of the replica that issued the id.
+    #[prost(string, tag = "4")]
+    pub after_event_id: ::prost::alloc::string::String,
 }
 /// Something that happened to a call.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1225,6 +1231,10 @@ pub struct CallEvent {
     pub campaign_id: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "4")]
     pub time: ::core::option::Option<::prost_types::Timestamp>,
+    /// Opaque position of this event in the feed, to resume after it
+    /// (`WatchCallEventsRequest.after_event_id`). Empty on `dropped`.
+    #[prost(string, tag = "5")]
+    pub event_id: ::prost::alloc::string::String,
     #[prost(oneof = "call_event::Event", tags = "10, 11, 12, 13, 14")]
     pub event: ::core::option::Option<call_event::Event>,
 }
@@ -1265,7 +1275,8 @@ pub struct HandoffRequested {
     #[prost(string, tag = "2")]
     pub reason: ::prost::alloc::string::String,
 }
-/// This watcher fell behind and `count` events were not delivered to it.
+/// This watcher fell behind and `count` events were not delivered to it. Reconnecting
+/// with the `event_id` of the last event received fetches them while they are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct EventsDropped {
     #[prost(uint64, tag = "1")]
@@ -1628,7 +1639,14 @@ pub mod call_session_service_client {
             self.inner.unary(req, path, codec).await
         }
         /// Streams events as they happen: status changes, stored conversation items,
-        /// handoffs and errors, optionally filtered. Events of this control-plane replica.
+        /// handoffs and errors, optionally filtered. On MongoDB every replica streams the
+        /// events of every call, whichever replica stored them; on the embedded store (one
+        /// replica by nature) the events of this replica. Events of one call arrive in the
+        /// order they happened. A watcher that reconnects with `after_event_id` resumes
+        /// exactly after that event, on any replica. INVALID_ARGUMENT for a malformed
+        /// `after_event_id`; OUT_OF_RANGE when the events after it are no longer kept (the
+        /// message says why); UNAVAILABLE when the feed is interrupted (reconnect with the
+        /// last `event_id` seen).
         pub async fn watch_call_events(
             &mut self,
             request: impl tonic::IntoRequest<super::WatchCallEventsRequest>,
@@ -1705,7 +1723,14 @@ pub mod call_session_service_server {
             + std::marker::Send
             + 'static;
         /// Streams events as they happen: status changes, stored conversation items,
-        /// handoffs and errors, optionally filtered. Events of this control-plane replica.
+        /// handoffs and errors, optionally filtered. On MongoDB every replica streams the
+        /// events of every call, whichever replica stored them; on the embedded store (one
+        /// replica by nature) the events of this replica. Events of one call arrive in the
+        /// order they happened. A watcher that reconnects with `after_event_id` resumes
+        /// exactly after that event, on any replica. INVALID_ARGUMENT for a malformed
+        /// `after_event_id`; OUT_OF_RANGE when the events after it are no longer kept (the
+        /// message says why); UNAVAILABLE when the feed is interrupted (reconnect with the
+        /// last `event_id` seen).
         async fn watch_call_events(
             &self,
             request: tonic::Request<super::WatchCallEventsRequest>,

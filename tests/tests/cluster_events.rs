@@ -1,0 +1,356 @@
+//! Two control-plane replicas on one MongoDB-wire server, two sidecars each pinned to
+//! one of them, calls spread over both: a dashboard watching either replica sees every
+//! call, in order; a watcher that reconnects to the other replica with its last event
+//! id misses nothing and sees nothing twice, even when that replica restarted in
+//! between; and a watcher whose client went away is dropped even when no event would
+//! ever reach it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_proto::v1 as pb;
+use switchboard_sim::openai::{Reply, Script, SimConfig, Turn};
+use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript};
+use switchboard_tests::{eventually, Cluster, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
+use tonic::Streaming;
+
+const NUMBER: &str = "+14155550123";
+/// Calls placed through each sidecar.
+const CALLS_PER_SIDECAR: usize = 2;
+/// Events the reconnecting watcher takes before it goes away.
+const BEFORE_DISCONNECT: usize = 5;
+
+fn agent() -> pb::AgentSettings {
+    pb::AgentSettings {
+        name: "Cluster reception".into(),
+        phone_numbers: vec![NUMBER.into()],
+        voice: "marin".into(),
+        instructions: "You answer the phone.".into(),
+        input_transcription: Some(pb::InputTranscription {
+            model: "gpt-4o-transcribe".into(),
+            language: "en".into(),
+            prompt: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn script() -> Script {
+    Script {
+        turns: vec![Turn {
+            caller: "Hello, is anyone there?".into(),
+            reply: Some(Reply {
+                text: "Yes, how can I help?".into(),
+                audio_ms: Some(800),
+            }),
+            function_call: None,
+            after_call: None,
+        }],
+        ..Script::default()
+    }
+}
+
+/// What a watcher saw of the calls, in the order it saw it.
+#[derive(Debug, Default)]
+struct Seen {
+    ids: Vec<String>,
+    /// Per call: the statuses, and the item seqs, in the order received.
+    statuses: HashMap<String, Vec<i32>>,
+    items: HashMap<String, Vec<u64>>,
+}
+
+impl Seen {
+    fn record(&mut self, event: pb::CallEvent) {
+        assert!(
+            !event.event_id.is_empty(),
+            "every event has an id: {event:?}"
+        );
+        self.ids.push(event.event_id.clone());
+        match event.event {
+            Some(pb::call_event::Event::StatusChanged(change)) => self
+                .statuses
+                .entry(event.call_id)
+                .or_default()
+                .push(change.current),
+            Some(pb::call_event::Event::ItemStored(stored)) => self
+                .items
+                .entry(event.call_id)
+                .or_default()
+                .push(stored.item.expect("an item").seq),
+            _ => {}
+        }
+    }
+
+    /// True once every call in `expected` (call id → (final status, last seq)) is seen
+    /// through its final status and last item.
+    fn has_all(&self, expected: &HashMap<String, (i32, u64)>) -> bool {
+        expected.iter().all(|(call, (status, last_seq))| {
+            self.statuses
+                .get(call)
+                .is_some_and(|s| s.last() == Some(status))
+                && self.items.get(call).map_or(0, |i| i.len() as u64) == *last_seq
+        })
+    }
+}
+
+/// Reads `stream` into `seen` until `done`, or fails after a generous wait.
+async fn read_until(
+    stream: &mut Streaming<pb::CallEvent>,
+    seen: &mut Seen,
+    done: impl Fn(&Seen) -> bool,
+    cluster: &Cluster,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.message()).await {
+            Ok(Ok(Some(event))) => seen.record(event),
+            other => panic!(
+                "the watcher stopped short ({other:?}); seen so far: {seen:?}\n{}",
+                cluster.logs()
+            ),
+        }
+    }
+}
+
+/// Nothing more arrives on `stream` for a while: nothing was repeated.
+async fn assert_quiet(stream: &mut Streaming<pb::CallEvent>) {
+    if let Ok(Ok(Some(event))) =
+        tokio::time::timeout(Duration::from_secs(2), stream.message()).await
+    {
+        panic!("an event after the last expected one: {event:?}");
+    }
+}
+
+/// Statuses only move forward along the machine, and items come 1, 2, 3, ….
+fn assert_in_order(seen: &Seen, expected: &HashMap<String, (i32, u64)>, watcher: &str) {
+    for (call, (_, last_seq)) in expected {
+        let statuses = &seen.statuses[call];
+        assert!(
+            statuses.windows(2).all(|w| w[0] < w[1]),
+            "{watcher}: statuses of {call} out of order: {statuses:?}"
+        );
+        let items = &seen.items[call];
+        assert_eq!(
+            items,
+            &(1..=*last_seq).collect::<Vec<_>>(),
+            "{watcher}: items of {call}"
+        );
+    }
+}
+
+async fn watch(
+    sessions: &mut switchboard_proto::v1::call_session_service_client::CallSessionServiceClient<
+        switchboard_tests::Authorized,
+    >,
+    request: pb::WatchCallEventsRequest,
+) -> Result<Streaming<pb::CallEvent>, tonic::Status> {
+    sessions
+        .watch_call_events(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_streams_every_call_and_a_watcher_resumes_on_another_replica() {
+    let StoreKind::Mongo(uri) = StoreKind::from_env() else {
+        eprintln!("note: SWITCHBOARD_TEST_MONGODB_URI is not set; the cluster test needs MongoDB");
+        return;
+    };
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        ..SimConfig::for_test()
+    })
+    .await;
+    let mut cluster = Cluster::start(&uri, 2, 2, &switchboard_tests::realtime_url(&openai)).await;
+    let agent_id = cluster
+        .agents(0)
+        .create_agent_settings(pb::CreateAgentSettingsRequest {
+            agent_settings: Some(agent()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let of_agent = pb::WatchCallEventsRequest {
+        agent_id: agent_id.clone(),
+        ..Default::default()
+    };
+    let mut on_a = watch(&mut cluster.sessions(0), of_agent.clone())
+        .await
+        .unwrap();
+    let mut on_b = watch(&mut cluster.sessions(1), of_agent.clone())
+        .await
+        .unwrap();
+    let mut leaving_client = cluster.sessions_on_own_connection(0).await;
+    let mut leaving = watch(&mut leaving_client, of_agent.clone()).await.unwrap();
+
+    // Calls through both sidecars, so through both replicas, at once.
+    let talk =
+        TalkScript::saying(AudioSource::hello_en()).hang_up_after(Duration::from_millis(4_000));
+    let mut callers = Vec::new();
+    for sidecar in 0..cluster.sidecars.len() {
+        for _ in 0..CALLS_PER_SIDECAR {
+            let mut spec =
+                CallSpec::inbound(cluster.voice_url(sidecar), ACCOUNT_SID, TWILIO_AUTH_TOKEN)
+                    .with_script(talk.clone());
+            spec.to = NUMBER.into();
+            callers.push(Caller::start(spec));
+        }
+    }
+
+    // The leaving watcher takes a few events, then its client goes away.
+    let mut before = Seen::default();
+    read_until(
+        &mut leaving,
+        &mut before,
+        |s| s.ids.len() >= BEFORE_DISCONNECT,
+        &cluster,
+    )
+    .await;
+    drop(leaving);
+    drop(leaving_client);
+
+    for caller in &callers {
+        let record = tokio::time::timeout(Duration::from_secs(60), caller.finished())
+            .await
+            .unwrap_or_else(|_| panic!("a call did not end\n{}", cluster.logs()));
+        assert!(
+            record.stream().is_some(),
+            "the call streamed: {record:?}\n{}",
+            cluster.logs()
+        );
+    }
+
+    // What the record says each call ended with: the watchers must see all of it.
+    let mut expected: HashMap<String, (i32, u64)> = HashMap::new();
+    let calls = callers.len();
+    let mut sessions = cluster.sessions(1);
+    let settled = eventually(Duration::from_secs(30), || {
+        let mut sessions = sessions.clone();
+        let agent_id = agent_id.clone();
+        async move {
+            let list = sessions
+                .list_call_sessions(pb::ListCallSessionsRequest {
+                    agent_id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            let all_final = list.call_sessions.len() == calls
+                && list
+                    .call_sessions
+                    .iter()
+                    .all(|s| s.status == pb::CallStatus::Completed as i32);
+            all_final.then_some(list.call_sessions)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the calls were not all completed\n{}", cluster.logs()));
+    let mut sidecars_used = std::collections::HashSet::new();
+    for session in settled {
+        let full = sessions
+            .get_call_session(pb::GetCallSessionRequest {
+                id: session.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(full.last_seq >= 2, "both turns stored: {full:?}");
+        sidecars_used.insert(full.sidecar_id.clone());
+        expected.insert(full.id, (full.status, full.last_seq));
+    }
+    assert_eq!(sidecars_used.len(), 2, "calls ran on both sidecars");
+
+    // Both replicas' watchers see every call, in order, and the same sequence of events.
+    let mut seen_a = Seen::default();
+    let mut seen_b = Seen::default();
+    read_until(&mut on_a, &mut seen_a, |s| s.has_all(&expected), &cluster).await;
+    read_until(&mut on_b, &mut seen_b, |s| s.has_all(&expected), &cluster).await;
+    assert_in_order(&seen_a, &expected, "watcher on replica 0");
+    assert_in_order(&seen_b, &expected, "watcher on replica 1");
+    assert_eq!(seen_a.ids, seen_b.ids, "one order for every replica");
+    assert_quiet(&mut on_a).await;
+    drop(on_b);
+
+    // Replica 1 restarts: its window of recent events is gone, so the watcher that left
+    // resumes there from the database, and gets exactly the rest.
+    cluster.restart_replica(1).await;
+    let last_seen = before.ids.last().expect("events before leaving").clone();
+    let resume = pb::WatchCallEventsRequest {
+        after_event_id: last_seen.clone(),
+        ..of_agent.clone()
+    };
+    let mut resumed = watch(&mut cluster.sessions(1), resume.clone())
+        .await
+        .unwrap();
+    let mut after = Seen::default();
+    let remaining = seen_a.ids.len() - before.ids.len();
+    read_until(
+        &mut resumed,
+        &mut after,
+        |s| s.ids.len() >= remaining,
+        &cluster,
+    )
+    .await;
+    let joined: Vec<String> = before.ids.iter().chain(&after.ids).cloned().collect();
+    assert_eq!(joined, seen_a.ids, "nothing lost, nothing twice");
+    assert_quiet(&mut resumed).await;
+
+    // On the replica that still holds the event in its window: the same rest.
+    let mut from_window = watch(&mut cluster.sessions(0), resume).await.unwrap();
+    let mut again = Seen::default();
+    read_until(
+        &mut from_window,
+        &mut again,
+        |s| s.ids.len() >= remaining,
+        &cluster,
+    )
+    .await;
+    assert_eq!(again.ids, after.ids);
+
+    // A malformed id names the field.
+    let bad = pb::WatchCallEventsRequest {
+        after_event_id: "not-an-id!".into(),
+        ..Default::default()
+    };
+    let status = watch(&mut cluster.sessions(0), bad).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("after_event_id: "),
+        "{status:?}"
+    );
+
+    // A watcher of one finished call (no event will ever come for it) whose client goes
+    // away leaves the gauge at once.
+    let watching = cluster.event_watchers(1).await.expect("replica 1's gauge");
+    let mut lone_client = cluster.sessions_on_own_connection(1).await;
+    let one_call = pb::WatchCallEventsRequest {
+        call_id: expected.keys().next().expect("a call").clone(),
+        ..Default::default()
+    };
+    let lone = watch(&mut lone_client, one_call).await.unwrap();
+    let counted = eventually(Duration::from_secs(10), || async {
+        (cluster.event_watchers(1).await == Some(watching + 1)).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "the watcher is counted");
+    let gone_at = Instant::now();
+    drop(lone);
+    drop(lone_client);
+    let gone = eventually(Duration::from_secs(10), || async {
+        (cluster.event_watchers(1).await == Some(watching)).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "the watcher of a finished call stays counted after its client left\n{}",
+        cluster.logs()
+    );
+    eprintln!(
+        "the watcher left the gauge {:?} after its client went away",
+        gone_at.elapsed()
+    );
+}
