@@ -5,6 +5,8 @@
 //! Stores apply the domain's rules atomically — status transitions through
 //! `CallStatus::check_transition`, conversation appends through
 //! `conversation::plan_append` — so two replicas racing on one call cannot break them.
+//! A session is read without its conversation, which is kept apart and read in
+//! pages (`list_items`), so a call of any length costs its session reads nothing.
 //! No BSON or file format crosses this boundary.
 
 pub mod embedded;
@@ -66,6 +68,17 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Refuses a new session that claims stored items: items come only through appends.
+pub(crate) fn check_new_session(session: &CallSession) -> StoreResult<()> {
+    if session.last_seq == 0 {
+        return Ok(());
+    }
+    Err(StoreError::Internal(format!(
+        "call session {}: a new session has no items, but its last_seq is {}",
+        session.id, session.last_seq
+    )))
+}
+
 /// A page of a list read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
@@ -104,6 +117,34 @@ pub struct Page<T> {
     pub next_token: String,
 }
 
+/// Which items of a call's conversation to read: those after `after_seq`, in `seq`
+/// order, at most `max_items` of them and, past the first, at most `max_bytes` of
+/// [`ConversationItem::weight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemsRequest {
+    pub after_seq: u64,
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+/// A run of a call's conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationPage {
+    /// Contiguous, in `seq` order, starting right after the requested `after_seq`.
+    pub items: Vec<ConversationItem>,
+    /// The call's highest stored seq when the page was read: more items follow when
+    /// the last one is below it.
+    pub last_seq: u64,
+}
+
+impl ConversationPage {
+    /// The seq to read on from when items follow this page, else `None`.
+    pub fn next_after(&self) -> Option<u64> {
+        let last = self.items.last()?.seq;
+        (last < self.last_seq).then_some(last)
+    }
+}
+
 /// Filters of `list_sessions`; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionFilter {
@@ -134,7 +175,7 @@ impl SessionFilter {
 /// The result of a status change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusOutcome {
-    /// The session after the change, without its conversation.
+    /// The session after the change.
     pub session: CallSession,
     /// The status before, when it changed; `None` for a repeat of the current state.
     pub previous: Option<CallStatus>,
@@ -179,13 +220,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn agent_by_phone(&self, phone: &str) -> StoreResult<Option<AgentSettings>>;
 
     /// Stores a new session. `AlreadyExists` when its Twilio call SID is recorded
-    /// already.
+    /// already. Its conversation starts empty: items come through `append_items`.
     async fn create_session(&self, session: CallSession) -> StoreResult<CallSession>;
-    /// A session with its whole conversation.
+    /// A session (its `last_seq`, not its items: those are read with `list_items`).
     async fn get_session(&self, id: &str) -> StoreResult<CallSession>;
-    /// The session of a Twilio call SID, without its conversation.
+    /// The session of a Twilio call SID.
     async fn session_by_call_sid(&self, call_sid: &str) -> StoreResult<Option<CallSession>>;
-    /// Sessions newest first, without conversations.
+    /// Sessions newest first.
     async fn list_sessions(
         &self,
         filter: &SessionFilter,
@@ -204,8 +245,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         id: &str,
         batch: &[ConversationItem],
     ) -> StoreResult<AppendOutcome>;
-    /// Records the media stream carrying a live call; returns the session without its
-    /// conversation.
+    /// Reads part of a call's conversation (see [`ItemsRequest`]); only items through
+    /// the `last_seq` it reports, so never one of a batch still being stored.
+    /// `NotFound` for an unknown call.
+    async fn list_items(&self, id: &str, request: &ItemsRequest) -> StoreResult<ConversationPage>;
+    /// Records the media stream carrying a live call; returns the session.
     async fn attach_stream(
         &self,
         id: &str,

@@ -310,3 +310,148 @@ async fn a_media_stream_that_fails_before_a_sidecar_takes_the_call_ends_its_sess
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().starts_with("stream_event"), "{bad:?}");
 }
+
+/// Streams `items` through a call's channel, one batch each, and waits for each ack.
+async fn stream_items(server: &TestServer, call_id: &str, items: Vec<pb::ConversationItem>) {
+    let mut call = CallStream::open(server, hello(call_id)).await.unwrap();
+    let Out::Config(_) = call.next().await.unwrap() else {
+        panic!("config first")
+    };
+    for item in items {
+        let seq = item.seq;
+        call.send(pb::ConnectRequest {
+            message: Some(In::Items(pb::ConversationBatch { items: vec![item] })),
+        })
+        .await;
+        assert_eq!(
+            call.next().await.unwrap(),
+            Out::Ack(pb::Ack {
+                stored_through_seq: seq
+            })
+        );
+    }
+}
+
+fn list_items(call_id: &str, page_size: u32, page_token: &str) -> pb::ListConversationItemsRequest {
+    pb::ListConversationItemsRequest {
+        call_id: call_id.into(),
+        page_size,
+        page_token: page_token.into(),
+    }
+}
+
+#[tokio::test]
+async fn conversation_pages_refuse_bad_input_naming_the_field() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Pages", &unique_number())).await;
+    let s = create_session(&server, &a.id).await;
+    stream_items(&server, &s.id, (1..=5).map(|n| item(n, "hi")).collect()).await;
+
+    let mut sessions = server.sessions();
+    let unknown = sessions
+        .list_conversation_items(list_items("no-such-call", 0, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad = [
+        ("call_id", list_items("", 0, "")),
+        ("page_size", list_items(&s.id, 1001, "")),
+        ("page_token", list_items(&s.id, 0, "garbage")),
+        ("page_token", list_items(&s.id, 0, "-1")),
+        // A token this RPC never gave: beyond the last seq.
+        ("page_token", list_items(&s.id, 0, "99")),
+    ];
+    for (field, request) in bad {
+        let status = sessions.list_conversation_items(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert!(
+            status.message().starts_with(field),
+            "{field}: {}",
+            status.message()
+        );
+    }
+
+    // And the good ones: pages of 2, then the default size.
+    let mut seqs = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = sessions
+            .list_conversation_items(list_items(&s.id, 2, &token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.items.len() <= 2);
+        assert_eq!(page.last_seq, 5);
+        seqs.extend(page.items.iter().map(|i| i.seq));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    let whole = sessions
+        .list_conversation_items(list_items(&s.id, 0, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((whole.items.len(), whole.next_page_token.as_str()), (5, ""));
+}
+
+#[tokio::test]
+async fn a_long_conversation_is_cut_in_get_call_session_and_read_on_in_pages() {
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Long", &unique_number())).await;
+    let s = create_session(&server, &a.id).await;
+    // 40 items of 100 kB: 4 MB, more than one reply may carry.
+    let text = |seq: u64| format!("{seq}:{}", "x".repeat(100_000));
+    stream_items(
+        &server,
+        &s.id,
+        (1..=40).map(|n| item(n, &text(n))).collect(),
+    )
+    .await;
+
+    // The default client limit (4 MiB) holds the reply.
+    let mut sessions = server.sessions();
+    let got = sessions
+        .get_call_session(pb::GetCallSessionRequest { id: s.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.last_seq, 40);
+    assert!(got.conversation_truncated);
+    let shown = got.conversation.len() as u64;
+    assert!((20..40).contains(&shown), "{shown} items in the reply");
+    assert!(got
+        .conversation
+        .iter()
+        .zip(1..)
+        .all(|(i, seq)| i.seq == seq));
+
+    let mut seqs: Vec<u64> = got.conversation.iter().map(|i| i.seq).collect();
+    let mut token = got.conversation_next_page_token;
+    while !token.is_empty() {
+        let page = sessions
+            .list_conversation_items(list_items(&s.id, 1000, &token))
+            .await
+            .unwrap()
+            .into_inner();
+        for i in &page.items {
+            assert_eq!(i.text, text(i.seq));
+        }
+        seqs.extend(page.items.iter().map(|i| i.seq));
+        token = page.next_page_token;
+    }
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+
+    // A short conversation comes whole, and says so.
+    let short = create_session(&server, &a.id).await;
+    stream_items(&server, &short.id, vec![item(1, "only")]).await;
+    let got = sessions
+        .get_call_session(pb::GetCallSessionRequest { id: short.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.conversation.len(), 1);
+    assert!(!got.conversation_truncated && got.conversation_next_page_token.is_empty());
+}

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConversationItem, Timestamp};
+use super::Timestamp;
 
 /// Where a call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -159,9 +159,9 @@ pub struct CallSession {
     pub twilio_call_sid: String,
     pub twilio_stream_sid: String,
     pub campaign_id: String,
-    /// In `seq` order; left empty by list reads.
-    pub conversation: Vec<ConversationItem>,
-    /// Highest stored `seq`, 0 when the conversation is empty.
+    /// Highest stored `seq`, 0 when the conversation is empty. The items themselves
+    /// are read apart from the session (`Store::list_items`): a long call's
+    /// conversation is far larger than the rest of its record.
     pub last_seq: u64,
     pub end_reason: String,
     pub error: Option<CallError>,
@@ -216,7 +216,6 @@ impl CallSession {
             twilio_call_sid: String::new(),
             twilio_stream_sid: String::new(),
             campaign_id: String::new(),
-            conversation: Vec::new(),
             last_seq: 0,
             end_reason: String::new(),
             error: None,

@@ -46,6 +46,16 @@ pub struct ConversationItem {
     pub created_at: Timestamp,
 }
 
+impl ConversationItem {
+    /// Roughly what the item costs in a reply or a stored record: its free-text fields
+    /// plus a fixed allowance for the rest (seq, role, kind, time, framing). Reads of a
+    /// conversation stop at a budget of this, so a page fits one gRPC message.
+    pub fn weight(&self) -> usize {
+        const FIXED: usize = 64;
+        FIXED + self.text.len() + self.provider_item_id.len() + self.payload_json.len()
+    }
+}
+
 /// What to store of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendPlan {

@@ -475,7 +475,10 @@ pub(crate) fn session_to_pb(s: CallSession) -> pb::CallSession {
         twilio_call_sid: s.twilio_call_sid,
         twilio_stream_sid: s.twilio_stream_sid,
         campaign_id: s.campaign_id,
-        conversation: s.conversation.into_iter().map(item_to_pb).collect(),
+        // Filled by GetCallSession alone, from its own read of the items.
+        conversation: Vec::new(),
+        conversation_truncated: false,
+        conversation_next_page_token: String::new(),
         last_seq: s.last_seq,
         end_reason: s.end_reason,
         error: s.error.map(call_error_to_pb),

@@ -1,4 +1,5 @@
-//! `CallSessionService`, including the `WatchCallEvents` stream.
+//! `CallSessionService`, including the `WatchCallEvents` stream and the paged reads of
+//! a conversation (`ListConversationItems`, and `GetCallSession`'s capped copy).
 
 use std::pin::Pin;
 
@@ -18,7 +19,17 @@ use super::Services;
 use crate::domain::{self, validate_e164, CallDirection, CallSession, InvalidField, StatusChange};
 use crate::error::{invalid, required, store_status, watch_status};
 use crate::events::{EventFilter, EventKind, FeedEvent, WatchError, WatchItem};
-use crate::store::{PageRequest, SessionFilter};
+use crate::store::{ItemsRequest, PageRequest, SessionFilter};
+
+/// `GetCallSession` returns a conversation whole up to this many items…
+pub const CONVERSATION_CAP_ITEMS: usize = 10_000;
+/// …and this much item weight (`ConversationItem::weight`, which is at least an item's
+/// encoded size), so that a reply fits gRPC's default 4 MiB message limit with room
+/// for the session. Pages of `ListConversationItems` stop at it too.
+pub const REPLY_ITEM_BYTES: usize = 3 * 1024 * 1024;
+/// `ListConversationItems` page sizes.
+pub const DEFAULT_ITEMS_PAGE: usize = 100;
+pub const MAX_ITEMS_PAGE: usize = 1000;
 
 /// Serves `CallSessionService`.
 #[derive(Debug, Clone)]
@@ -114,13 +125,63 @@ impl CallSessionService for SessionsApi {
         if id.is_empty() {
             return Err(required("id"));
         }
-        let session = self
+        let store = &self.services.store;
+        let session = store.get_session(&id).await.map_err(store_status)?;
+        let whole = ItemsRequest {
+            after_seq: 0,
+            max_items: CONVERSATION_CAP_ITEMS,
+            max_bytes: REPLY_ITEM_BYTES,
+        };
+        let page = store.list_items(&id, &whole).await.map_err(store_status)?;
+        let next = page.next_after();
+        let mut reply = session_to_pb(session);
+        // Items appended between the two reads are in the page: say so.
+        reply.last_seq = reply.last_seq.max(page.last_seq);
+        reply.conversation = page.items.into_iter().map(item_to_pb).collect();
+        if let Some(after) = next {
+            reply.conversation_truncated = true;
+            reply.conversation_next_page_token = page_token_to_pb(after);
+        }
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all, fields(call_id = %request.get_ref().call_id))]
+    async fn list_conversation_items(
+        &self,
+        request: Request<pb::ListConversationItemsRequest>,
+    ) -> Result<Response<pb::ListConversationItemsResponse>, Status> {
+        let r = request.into_inner();
+        if r.call_id.is_empty() {
+            return Err(required("call_id"));
+        }
+        let max_items = items_page_size(r.page_size).map_err(invalid)?;
+        let after_seq = page_token_from_pb(&r.page_token).map_err(invalid)?;
+        let request = ItemsRequest {
+            after_seq,
+            max_items,
+            max_bytes: REPLY_ITEM_BYTES,
+        };
+        let page = self
             .services
             .store
-            .get_session(&id)
+            .list_items(&r.call_id, &request)
             .await
             .map_err(store_status)?;
-        Ok(Response::new(session_to_pb(session)))
+        if after_seq > page.last_seq {
+            // Tokens are given below the last seq, which never goes down.
+            return Err(invalid(InvalidField::new(
+                "page_token",
+                format!(
+                    "{:?} is not a page of call {}: its conversation ends at seq {}",
+                    r.page_token, r.call_id, page.last_seq
+                ),
+            )));
+        }
+        Ok(Response::new(pb::ListConversationItemsResponse {
+            next_page_token: page.next_after().map(page_token_to_pb).unwrap_or_default(),
+            last_seq: page.last_seq,
+            items: page.items.into_iter().map(item_to_pb).collect(),
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -243,6 +304,38 @@ fn dropped_to_pb(count: u64) -> pb::CallEvent {
     }
 }
 
+/// A `ListConversationItems` page size: 0 is the default; above the maximum is refused.
+fn items_page_size(size: u32) -> Result<usize, InvalidField> {
+    match usize::try_from(size) {
+        Ok(0) => Ok(DEFAULT_ITEMS_PAGE),
+        Ok(n) if n <= MAX_ITEMS_PAGE => Ok(n),
+        _ => Err(InvalidField::new(
+            "page_size",
+            format!("{size} is above the maximum of {MAX_ITEMS_PAGE}"),
+        )),
+    }
+}
+
+/// The token of the page after seq `after`: the seq in decimal, opaque to clients.
+fn page_token_to_pb(after: u64) -> String {
+    after.to_string()
+}
+
+/// The seq a page token reads after; 0 for the empty token (the first page).
+fn page_token_from_pb(token: &str) -> Result<u64, InvalidField> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    let canonical = token.bytes().all(|b| b.is_ascii_digit()) && !token.starts_with('0');
+    match token.parse::<u64>() {
+        Ok(after) if canonical => Ok(after),
+        _ => Err(InvalidField::new(
+            "page_token",
+            format!("{token:?} is not a page token of ListConversationItems"),
+        )),
+    }
+}
+
 fn event_to_pb(fed: &FeedEvent) -> pb::CallEvent {
     use pb::call_event::Event;
     let e = &fed.event;
@@ -274,5 +367,37 @@ fn event_to_pb(fed: &FeedEvent) -> pb::CallEvent {
         time: Some(timestamp_to_pb(e.time)),
         event_id: fed.id.clone(),
         event: Some(event),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_anything_else_is_refused() {
+        assert_eq!(page_token_from_pb(""), Ok(0));
+        assert_eq!(page_token_from_pb(&page_token_to_pb(57)), Ok(57));
+        for bad in [
+            "abc",
+            "-3",
+            "+3",
+            "07",
+            "0",
+            "1.5",
+            "99999999999999999999999",
+        ] {
+            let err = page_token_from_pb(bad).unwrap_err();
+            assert_eq!(err.field, "page_token", "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_sizes_default_and_stop_at_the_maximum() {
+        assert_eq!(items_page_size(0), Ok(DEFAULT_ITEMS_PAGE));
+        assert_eq!(items_page_size(1000), Ok(1000));
+        let err = items_page_size(1001).unwrap_err();
+        assert_eq!(err.field, "page_size");
+        assert!(err.to_string().contains("1001"), "{err}");
     }
 }

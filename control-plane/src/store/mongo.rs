@@ -1,6 +1,9 @@
-//! The MongoDB store: [`MongoStore`] keeps agents in `agentsettings` and calls in
-//! `callsessions`, each call's conversation in a `realtimeConversation` array inside its
-//! session document, as the original Node system did.
+//! The MongoDB store: [`MongoStore`] keeps agents in `agentsettings`, calls in
+//! `callsessions` and their conversations in `conversation_items`, one document per
+//! item (`mongo/conversation.rs`). Sessions of the previous layout, with the
+//! conversation in a `realtimeConversation` array inside the session document as the
+//! original Node system kept it, are moved over at start-up and on first touch
+//! (`mongo/migration.rs`).
 //!
 //! It holds no rules of its own: status changes go through `CallSession::apply_status`
 //! and appends through `conversation::plan_append`, applied with single-document
@@ -18,6 +21,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -26,24 +30,27 @@ use mongodb::error::{Error as DriverError, ErrorKind, WriteFailure};
 use mongodb::options::ReturnDocument;
 use mongodb::{Client, Collection};
 
-use crate::domain::{
-    self, conversation::plan_append, AgentSettings, CallSession, ConversationItem, StatusChange,
-    Timestamp, Usage,
-};
+use crate::domain::{AgentSettings, CallSession, ConversationItem, StatusChange, Timestamp, Usage};
 
+mod conversation;
 mod documents;
 mod indexes;
 mod legacy;
+mod migration;
 mod paging;
 
+pub use migration::MigrationReport;
+
+use conversation::{Conversations, ITEMS, ITEM_FIELDS};
 use documents::*;
 use indexes::WantedIndex;
 use legacy::{id_match, id_other_than};
+use migration::MigrationState;
 use paging::{into_page, list_newest_first, page_size, page_token};
 
 use super::{
-    AppendOutcome, Page, PageRequest, SessionFilter, StatusOutcome, Store, StoreError, StoreResult,
-    StreamAttachment,
+    AppendOutcome, ConversationPage, ItemsRequest, Page, PageRequest, SessionFilter, StatusOutcome,
+    Store, StoreError, StoreResult, StreamAttachment,
 };
 
 const AGENTS: &str = "agentsettings";
@@ -86,7 +93,6 @@ const SESSION_FIELDS: &[&str] = &[
     "status",
     "twilioStreamSid",
     "campaignId",
-    "realtimeConversation",
     "lastSeq",
     "endReason",
     "error",
@@ -106,35 +112,72 @@ pub struct MongoStore {
     database: String,
     agents: Collection<AgentDoc>,
     sessions: Collection<SessionDoc>,
-    /// The same collection read through a `lastSeq`-only projection.
-    session_seqs: Collection<LastSeqDoc>,
-    append_round_trips: AtomicU64,
+    conversations: Conversations,
+    migration: MigrationState,
 }
 
 impl MongoStore {
-    /// Connects to `database` on the server at `uri` and creates the indexes the store
-    /// relies on (creating an existing index is a no-op).
+    /// Connects to `database` on the server at `uri`, creates the indexes the store
+    /// relies on (creating an existing index is a no-op), and starts moving
+    /// conversations of the previous layout into `conversation_items` in the
+    /// background (see [`MongoStore::migration`]).
     pub async fn connect(uri: &str, database: &str) -> StoreResult<MongoStore> {
+        let store = Self::connect_without_migration(uri, database).await?;
+        let migration = migration::start(store.conversations.clone(), store.database.clone());
+        Ok(MongoStore { migration, ..store })
+    }
+
+    /// [`connect`](Self::connect) without the start-up migration, whose state then
+    /// says it is over at once, with nothing moved. Sessions of the previous layout are
+    /// still moved when first read or appended to.
+    pub async fn connect_without_migration(uri: &str, database: &str) -> StoreResult<MongoStore> {
         // The URI may carry a password: errors name the database, never the URI.
         let client = Client::with_uri_str(uri)
             .await
             .map_err(|e| driver_error("connect to database", database, e))?;
         let db = client.database(database);
+        let (_, migration) = tokio::sync::watch::channel(Some(Ok(MigrationReport::default())));
         let store = MongoStore {
             database: database.to_owned(),
             agents: db.collection(AGENTS),
             sessions: db.collection(SESSIONS),
-            session_seqs: db.collection(SESSIONS),
-            append_round_trips: AtomicU64::new(0),
+            conversations: Conversations {
+                sessions: db.collection(SESSIONS),
+                items: db.collection(ITEMS),
+                append_round_trips: Arc::new(AtomicU64::new(0)),
+            },
+            migration,
         };
         store.create_indexes().await?;
         Ok(store)
     }
 
+    /// Waits for the start-up migration to finish and returns what it did.
+    pub async fn migration(&self) -> StoreResult<MigrationReport> {
+        let mut state = self.migration.clone();
+        let finished = state
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| StoreError::Internal("the migration task ended without a word".into()))?;
+        finished
+            .clone()
+            .expect("wait_for returned a finished state")
+    }
+
+    /// Moves every conversation still inside its session document now, as the
+    /// start-up migration does (safe to run beside it).
+    pub async fn migrate_conversations(&self) -> StoreResult<MigrationReport> {
+        let mut report = MigrationReport::default();
+        self.conversations.move_all(&mut report).await?;
+        Ok(report)
+    }
+
     /// Database round trips spent by `append_items` so far, for benchmarks to report
     /// items per round trip.
     pub fn append_round_trips(&self) -> u64 {
-        self.append_round_trips.load(Ordering::Relaxed)
+        self.conversations
+            .append_round_trips
+            .load(Ordering::Relaxed)
     }
 
     /// Reconciles the indexes the store relies on with those the database holds
@@ -163,7 +206,35 @@ impl MongoStore {
             &session_indexes,
             SESSION_FIELDS,
         )
+        .await?;
+        // Conversation reads walk one call's items in seq order; the uniqueness is what
+        // makes a re-sent item a no-op.
+        let item_indexes = [WantedIndex::unique_everywhere(
+            "callId_1_seq_1",
+            doc! { "callId": 1, "seq": 1 },
+        )];
+        indexes::ensure(
+            &self.conversations.items.clone_with_type::<Document>(),
+            &item_indexes,
+            ITEM_FIELDS,
+        )
         .await
+    }
+
+    /// A session document as read: one still in the previous layout has its
+    /// conversation moved first, and is read again.
+    async fn settle(&self, doc: SessionDoc) -> StoreResult<CallSession> {
+        if !doc.in_old_layout() {
+            return doc.into_domain();
+        }
+        self.conversations.move_one(&doc.id).await?;
+        self.sessions
+            .find_one(doc! { "_id": id_match(&doc.id) })
+            .projection(probe_conversation())
+            .await
+            .map_err(|e| driver_error("read call session", &doc.id, e))?
+            .ok_or_else(|| not_found(SESSION, &doc.id))?
+            .into_domain()
     }
 
     /// The error for a refused agent write: names the phone numbers another agent owns,
@@ -242,44 +313,6 @@ impl MongoStore {
             }
         }
         StoreError::AlreadyExists(format!("call session {id} already exists"))
-    }
-
-    /// Pushes `items` if the stored `lastSeq` is still `expected_last_seq`, in one round
-    /// trip; false when another write got there first (or the session is missing).
-    async fn push_items(
-        &self,
-        id: &str,
-        expected_last_seq: u64,
-        items: &[ConversationItem],
-        new_last_seq: u64,
-    ) -> StoreResult<bool> {
-        let docs: Vec<ItemDoc> = items.iter().map(ItemDoc::from).collect();
-        let docs = bson::to_bson(&docs).map_err(|e| encode_error(SESSION, id, e))?;
-        let filter = doc! { "_id": id_match(id), "lastSeq": int64(expected_last_seq)? };
-        let update = doc! {
-            "$push": { "realtimeConversation": { "$each": docs } },
-            "$set": { "lastSeq": int64(new_last_seq)?, "updatedAt": bson_time(domain::now()) },
-        };
-        self.append_round_trips.fetch_add(1, Ordering::Relaxed);
-        let result = self
-            .sessions
-            .update_one(filter, update)
-            .await
-            .map_err(|e| driver_error("append to call session", id, e))?;
-        Ok(result.matched_count == 1)
-    }
-
-    async fn read_last_seq(&self, id: &str) -> StoreResult<u64> {
-        self.append_round_trips.fetch_add(1, Ordering::Relaxed);
-        let stored = self
-            .session_seqs
-            .find_one(doc! { "_id": id_match(id) })
-            .projection(doc! { "_id": 0, "lastSeq": 1 })
-            .await
-            .map_err(|e| driver_error("read the last seq of call session", id, e))?;
-        stored
-            .map(|doc| doc.last_seq)
-            .ok_or_else(|| not_found(SESSION, id))
     }
 }
 
@@ -406,25 +439,30 @@ impl Store for MongoStore {
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<CallSession> {
-        self.sessions
+        let doc = self
+            .sessions
             .find_one(doc! { "_id": id_match(id) })
+            .projection(probe_conversation())
             .await
             .map_err(|e| driver_error("read call session", id, e))?
-            .ok_or_else(|| not_found(SESSION, id))?
-            .into_domain()
+            .ok_or_else(|| not_found(SESSION, id))?;
+        self.settle(doc).await
     }
 
     async fn session_by_call_sid(&self, call_sid: &str) -> StoreResult<Option<CallSession>> {
         if call_sid.is_empty() {
             return Ok(None);
         }
-        self.sessions
+        let found = self
+            .sessions
             .find_one(doc! { "twilioCallSid": call_sid })
-            .projection(without_conversation())
+            .projection(probe_conversation())
             .await
-            .map_err(|e| driver_error("find the call session of call sid", call_sid, e))?
-            .map(SessionDoc::into_domain)
-            .transpose()
+            .map_err(|e| driver_error("find the call session of call sid", call_sid, e))?;
+        match found {
+            Some(doc) => self.settle(doc).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn list_sessions(
@@ -460,15 +498,15 @@ impl Store for MongoStore {
             &self.sessions,
             SESSIONS,
             query,
-            Some(without_conversation()),
+            Some(probe_conversation()),
             page_token(page)?,
             size,
         )
         .await?;
-        let sessions = docs
-            .into_iter()
-            .map(SessionDoc::into_domain)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut sessions = Vec::with_capacity(docs.len());
+        for doc in docs {
+            sessions.push(self.settle(doc).await?);
+        }
         Ok(into_page(sessions, size, |s| &s.id))
     }
 
@@ -479,14 +517,7 @@ impl Store for MongoStore {
         now: Timestamp,
     ) -> StoreResult<StatusOutcome> {
         for _ in 0..CAS_ATTEMPTS {
-            let mut session = self
-                .sessions
-                .find_one(doc! { "_id": id_match(id) })
-                .projection(without_conversation())
-                .await
-                .map_err(|e| driver_error("read call session", id, e))?
-                .ok_or_else(|| not_found(SESSION, id))?
-                .into_domain()?;
+            let mut session = self.get_session(id).await?;
             let old_status = session.status;
             let sid_was_empty = session.twilio_call_sid.is_empty();
             let previous =
@@ -531,13 +562,13 @@ impl Store for MongoStore {
             let written = self
                 .sessions
                 .find_one_and_update(filter, doc! { "$set": set })
-                .projection(without_conversation())
+                .projection(probe_conversation())
                 .return_document(ReturnDocument::After)
                 .await;
             match written {
                 Ok(Some(stored)) => {
                     return Ok(StatusOutcome {
-                        session: stored.into_domain()?,
+                        session: self.settle(stored).await?,
                         previous,
                     })
                 }
@@ -557,46 +588,11 @@ impl Store for MongoStore {
         id: &str,
         batch: &[ConversationItem],
     ) -> StoreResult<AppendOutcome> {
-        // Fast path: a sidecar almost always sends the batch that follows the last one
-        // acknowledged, so assume it and push in one round trip without a read. A
-        // malformed batch skips it: its error must report the stored last seq.
-        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
-            let assumed_last_seq = first.seq.saturating_sub(1);
-            if plan_append(assumed_last_seq, batch).is_ok()
-                && self
-                    .push_items(id, assumed_last_seq, batch, last.seq)
-                    .await?
-            {
-                return Ok(AppendOutcome {
-                    stored: batch.to_vec(),
-                    last_seq: last.seq,
-                });
-            }
-        }
+        self.conversations.append(id, batch).await
+    }
 
-        // Slow path: a re-send, an overlap, a gap, or a missing session.
-        for _ in 0..CAS_ATTEMPTS {
-            let last_seq = self.read_last_seq(id).await?;
-            let plan = plan_append(last_seq, batch).map_err(|source| StoreError::Append {
-                call_id: id.to_owned(),
-                source,
-                last_seq,
-            })?;
-            if plan.is_noop(batch.len()) {
-                return Ok(AppendOutcome {
-                    stored: Vec::new(),
-                    last_seq,
-                });
-            }
-            let tail = &batch[plan.first_new..];
-            if self.push_items(id, last_seq, tail, plan.last_seq).await? {
-                return Ok(AppendOutcome {
-                    stored: tail.to_vec(),
-                    last_seq: plan.last_seq,
-                });
-            }
-        }
-        Err(contended("append to call session", id))
+    async fn list_items(&self, id: &str, request: &ItemsRequest) -> StoreResult<ConversationPage> {
+        self.conversations.read(id, request).await
     }
 
     async fn attach_stream(
@@ -613,12 +609,12 @@ impl Store for MongoStore {
         let updated = self
             .sessions
             .find_one_and_update(doc! { "_id": id_match(id) }, doc! { "$set": set })
-            .projection(without_conversation())
+            .projection(probe_conversation())
             .return_document(ReturnDocument::After)
             .await
             .map_err(|e| driver_error("attach a stream to call session", id, e))?
             .ok_or_else(|| not_found(SESSION, id))?;
-        let session = updated.into_domain()?;
+        let session = self.settle(updated).await?;
         if stream.call_sid.is_empty() || !session.twilio_call_sid.is_empty() {
             return Ok(session);
         }
@@ -630,11 +626,11 @@ impl Store for MongoStore {
                 doc! { "_id": id_match(id), "twilioCallSid": { "$exists": false } },
                 doc! { "$set": { "twilioCallSid": &stream.call_sid } },
             )
-            .projection(without_conversation())
+            .projection(probe_conversation())
             .return_document(ReturnDocument::After)
             .await;
         match recorded {
-            Ok(Some(stored)) => stored.into_domain(),
+            Ok(Some(stored)) => self.settle(stored).await,
             Ok(None) => Ok(session),
             Err(e) if is_duplicate_key(&e) => {
                 Err(self.session_conflict(id, &stream.call_sid).await)
@@ -662,12 +658,6 @@ impl Store for MongoStore {
 }
 
 // === helpers ===
-
-/// Sessions are listed and returned from writes without their conversation, which can
-/// be far larger than the rest of the document.
-fn without_conversation() -> Document {
-    doc! { "realtimeConversation": 0 }
-}
 
 /// Documents written without a version (the original system's) hold version 0.
 fn version_match(expected: i64) -> Bson {

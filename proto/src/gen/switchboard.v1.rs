@@ -1084,7 +1084,8 @@ pub struct CallSession {
     /// Set for calls placed by a campaign.
     #[prost(string, tag = "11")]
     pub campaign_id: ::prost::alloc::string::String,
-    /// In `seq` order. Empty in ListCallSessions replies.
+    /// In `seq` order, from seq 1. Only GetCallSession fills it (see there for its
+    /// cap); empty in every other reply.
     #[prost(message, repeated, tag = "12")]
     pub conversation: ::prost::alloc::vec::Vec<ConversationItem>,
     /// Highest stored `seq` (0 when the conversation is empty).
@@ -1111,6 +1112,14 @@ pub struct CallSession {
     /// The media sidecar carrying the call, while it is live.
     #[prost(string, tag = "21")]
     pub sidecar_id: ::prost::alloc::string::String,
+    /// Set by GetCallSession when `conversation` stops before `last_seq` because the
+    /// conversation is longer than one reply holds.
+    #[prost(bool, tag = "22")]
+    pub conversation_truncated: bool,
+    /// With `conversation_truncated`: the `page_token` of the ListConversationItems call
+    /// that reads on from the last item of `conversation`.
+    #[prost(string, tag = "23")]
+    pub conversation_next_page_token: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CreateCallSessionRequest {
@@ -1156,6 +1165,31 @@ pub struct CreateCallSessionRequest {
 pub struct GetCallSessionRequest {
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListConversationItemsRequest {
+    /// The call session's id. Required.
+    #[prost(string, tag = "1")]
+    pub call_id: ::prost::alloc::string::String,
+    /// Maximum items; 0 means 100. At most 1000. A page also stops early at 3 MiB of item
+    /// text (always holding at least one item), so it fits gRPC's default message limit.
+    #[prost(uint32, tag = "2")]
+    pub page_size: u32,
+    /// `next_page_token` of the previous page; empty to start at seq 1.
+    #[prost(string, tag = "3")]
+    pub page_token: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListConversationItemsResponse {
+    /// In `seq` order, contiguous.
+    #[prost(message, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<ConversationItem>,
+    /// Empty when `items` reaches the last stored item.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+    /// The call's highest stored `seq` when the page was read.
+    #[prost(uint64, tag = "3")]
+    pub last_seq: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListCallSessionsRequest {
@@ -1553,7 +1587,10 @@ pub mod call_session_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
-        /// Reads one session with its whole conversation. NOT_FOUND when absent.
+        /// Reads one session with its conversation: whole up to 10,000 items or 3 MiB of
+        /// item text (so the reply fits gRPC's default 4 MiB message limit), beyond which
+        /// `conversation_truncated` is set and `conversation_next_page_token` continues it
+        /// through ListConversationItems. NOT_FOUND when absent.
         pub async fn get_call_session(
             &mut self,
             request: impl tonic::IntoRequest<super::GetCallSessionRequest>,
@@ -1576,6 +1613,38 @@ pub mod call_session_service_client {
                     GrpcMethod::new(
                         "switchboard.v1.CallSessionService",
                         "GetCallSession",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Reads a call's conversation in `seq` order, a page at a time. NOT_FOUND for an
+        /// unknown call; INVALID_ARGUMENT naming the field for a page size above 1000 or a
+        /// page token this RPC did not give.
+        pub async fn list_conversation_items(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListConversationItemsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListConversationItemsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CallSessionService/ListConversationItems",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "switchboard.v1.CallSessionService",
+                        "ListConversationItems",
                     ),
                 );
             self.inner.unary(req, path, codec).await
@@ -1697,11 +1766,24 @@ pub mod call_session_service_server {
             &self,
             request: tonic::Request<super::CreateCallSessionRequest>,
         ) -> std::result::Result<tonic::Response<super::CallSession>, tonic::Status>;
-        /// Reads one session with its whole conversation. NOT_FOUND when absent.
+        /// Reads one session with its conversation: whole up to 10,000 items or 3 MiB of
+        /// item text (so the reply fits gRPC's default 4 MiB message limit), beyond which
+        /// `conversation_truncated` is set and `conversation_next_page_token` continues it
+        /// through ListConversationItems. NOT_FOUND when absent.
         async fn get_call_session(
             &self,
             request: tonic::Request<super::GetCallSessionRequest>,
         ) -> std::result::Result<tonic::Response<super::CallSession>, tonic::Status>;
+        /// Reads a call's conversation in `seq` order, a page at a time. NOT_FOUND for an
+        /// unknown call; INVALID_ARGUMENT naming the field for a page size above 1000 or a
+        /// page token this RPC did not give.
+        async fn list_conversation_items(
+            &self,
+            request: tonic::Request<super::ListConversationItemsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListConversationItemsResponse>,
+            tonic::Status,
+        >;
         /// Lists sessions newest first, without their conversations.
         async fn list_call_sessions(
             &self,
@@ -1896,6 +1978,55 @@ pub mod call_session_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetCallSessionSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CallSessionService/ListConversationItems" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListConversationItemsSvc<T: CallSessionService>(pub Arc<T>);
+                    impl<
+                        T: CallSessionService,
+                    > tonic::server::UnaryService<super::ListConversationItemsRequest>
+                    for ListConversationItemsSvc<T> {
+                        type Response = super::ListConversationItemsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListConversationItemsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CallSessionService>::list_conversation_items(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListConversationItemsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use mongodb::bson;
+use mongodb::bson::{self, doc, Document};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::legacy::{self, id_string};
@@ -43,6 +44,17 @@ pub(super) fn parse_direction(name: &str) -> Result<CallDirection, String> {
         "outbound" => Ok(CallDirection::Outbound),
         other => Err(format!("unknown direction {other:?}")),
     }
+}
+
+/// The projection of session reads: every field, with the old layout's embedded
+/// conversation cut to its first item (see [`SessionDoc::in_old_layout`]).
+pub(super) fn probe_conversation() -> Document {
+    doc! { "realtimeConversation": { "$slice": 1 } }
+}
+
+/// [`probe_conversation`] of `lastSeq` alone, for appends and conversation reads.
+pub(super) fn probe_last_seq() -> Document {
+    doc! { "lastSeq": 1, "realtimeConversation": { "$slice": 1 } }
 }
 
 pub(super) fn invalid_document(kind: &str, id: &str, reason: &str) -> StoreError {
@@ -195,13 +207,17 @@ pub(super) struct SessionDoc {
     pub(super) twilio_stream_sid: String,
     #[serde(default, deserialize_with = "id_string")]
     pub(super) campaign_id: String,
-    /// In seq order. Absent from reads that project it away.
+    /// The conversation inside the session, as the previous layout (and the original
+    /// system) kept it; never written now. Reads project it down to its first item
+    /// ([`probe_conversation`]): enough to tell a session whose items have not been
+    /// moved to `conversation_items` yet (`mongo/migration.rs`).
+    #[serde(default, skip_serializing)]
+    pub(super) realtime_conversation: Option<Vec<IgnoredAny>>,
+    /// The highest seq of the stored conversation: items 1 to it are all stored, and
+    /// appends advance it by compare-and-set once their items are. Missing from the
+    /// original system's documents until the migration sets it.
     #[serde(default)]
-    pub(super) realtime_conversation: Vec<ItemDoc>,
-    /// The seq of the last item of `realtimeConversation`: the compare-and-set key of
-    /// appends. Missing from the original system's documents.
-    #[serde(default)]
-    pub(super) last_seq: u64,
+    pub(super) last_seq: Option<u64>,
     #[serde(default)]
     pub(super) end_reason: String,
     #[serde(default, deserialize_with = "call_error")]
@@ -267,6 +283,8 @@ pub(super) struct UsageDoc {
     pub(super) assistant_audio_ms: u64,
 }
 
+/// An item of a conversation inside its session, as the previous layout and the
+/// original system wrote it; read by the migration only.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ItemDoc {
@@ -291,10 +309,40 @@ fn message() -> ItemKind {
     ItemKind::Message
 }
 
+/// A conversation item in `conversation_items`, one document per item. `_id` is left
+/// to the driver; `(callId, seq)` is unique.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StoredItemDoc {
+    pub(super) call_id: String,
+    pub(super) seq: u64,
+    pub(super) role: Role,
+    pub(super) kind: ItemKind,
+    pub(super) text: String,
+    pub(super) provider_item_id: String,
+    pub(super) payload_json: String,
+    pub(super) created_at: bson::DateTime,
+}
+
+/// A session read through [`probe_last_seq`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct LastSeqDoc {
-    pub(super) last_seq: u64,
+    pub(super) last_seq: Option<u64>,
+    pub(super) realtime_conversation: Option<Vec<IgnoredAny>>,
+}
+
+impl LastSeqDoc {
+    /// See [`SessionDoc::in_old_layout`].
+    pub(super) fn in_old_layout(&self) -> bool {
+        in_old_layout(self.last_seq, self.realtime_conversation.as_deref())
+    }
+}
+
+/// Items still inside the session, or no `lastSeq` yet: the session's conversation has
+/// to be moved before its `lastSeq` and `conversation_items` tell the truth.
+fn in_old_layout(last_seq: Option<u64>, embedded: Option<&[IgnoredAny]>) -> bool {
+    last_seq.is_none() || embedded.is_some_and(|items| !items.is_empty())
 }
 
 impl Default for TurnDetectionDoc {
@@ -442,16 +490,9 @@ impl AgentDoc {
 // === impl SessionDoc ===
 
 impl SessionDoc {
+    /// The document of a new session (see `store::check_new_session`).
     pub(super) fn from_domain(s: &CallSession) -> StoreResult<Self> {
-        // The conversation's last item and `lastSeq` must agree, or appends would
-        // continue from the wrong place.
-        let conversation_last = s.conversation.last().map_or(0, |i| i.seq);
-        if conversation_last != s.last_seq {
-            return Err(StoreError::Internal(format!(
-                "call session {}: last_seq {} does not match the conversation, which ends at {conversation_last}",
-                s.id, s.last_seq
-            )));
-        }
+        crate::store::check_new_session(s)?;
         Ok(SessionDoc {
             id: s.id.clone(),
             agent_id: s.agent_id.clone(),
@@ -468,8 +509,8 @@ impl SessionDoc {
             twilio_call_sid: s.twilio_call_sid.clone(),
             twilio_stream_sid: s.twilio_stream_sid.clone(),
             campaign_id: s.campaign_id.clone(),
-            realtime_conversation: s.conversation.iter().map(ItemDoc::from).collect(),
-            last_seq: s.last_seq,
+            realtime_conversation: None,
+            last_seq: Some(s.last_seq),
             end_reason: s.end_reason.clone(),
             error: s.error.as_ref().map(CallErrorDoc::from),
             created_at: Some(bson_time(s.created_at)),
@@ -479,6 +520,12 @@ impl SessionDoc {
             usage: UsageDoc::from(&s.usage),
             sidecar_id: s.sidecar_id.clone(),
         })
+    }
+
+    /// True for a session whose conversation is still inside it (see the field):
+    /// decoding it as it is would give the wrong `last_seq` and no items.
+    pub(super) fn in_old_layout(&self) -> bool {
+        in_old_layout(self.last_seq, self.realtime_conversation.as_deref())
     }
 
     pub(super) fn into_domain(self) -> StoreResult<CallSession> {
@@ -491,23 +538,6 @@ impl SessionDoc {
         let status = CallStatus::parse(&legacy::status_name(&self.status))
             .ok_or_else(|| format!("unknown status {:?}", self.status))?;
         let (created_at, updated_at) = times(self.created_at, self.updated_at)?;
-        // The original system's items have no seq: number them by position, which is
-        // the order they were pushed in.
-        let numbered = self.realtime_conversation.iter().all(|item| item.seq > 0);
-        let mut conversation = self
-            .realtime_conversation
-            .into_iter()
-            .zip(1..)
-            .map(|(item, position)| {
-                let seq = if numbered { item.seq } else { position };
-                item.decode(seq, created_at)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Appends keep the array in order; sorting (a no-op then) guards older data.
-        conversation.sort_by_key(|item| item.seq);
-        let last_seq = self
-            .last_seq
-            .max(conversation.last().map_or(0, |item| item.seq));
         Ok(CallSession {
             id: self.id,
             agent_id: self.agent_id,
@@ -524,8 +554,7 @@ impl SessionDoc {
             twilio_call_sid: self.twilio_call_sid,
             twilio_stream_sid: self.twilio_stream_sid,
             campaign_id: self.campaign_id,
-            conversation,
-            last_seq,
+            last_seq: self.last_seq.unwrap_or(0),
             end_reason: self.end_reason,
             error: self.error.map(|e| CallError {
                 code: e.code,
@@ -574,6 +603,8 @@ impl From<&Usage> for UsageDoc {
 
 // === impl ItemDoc ===
 
+/// For tests writing the previous layout.
+#[cfg(test)]
 impl From<&ConversationItem> for ItemDoc {
     fn from(i: &ConversationItem) -> Self {
         ItemDoc {
@@ -585,6 +616,38 @@ impl From<&ConversationItem> for ItemDoc {
             payload_json: i.payload_json.clone(),
             created_at: Some(bson_time(i.created_at)),
         }
+    }
+}
+
+// === impl StoredItemDoc ===
+
+impl StoredItemDoc {
+    pub(super) fn new(call_id: &str, i: &ConversationItem) -> Self {
+        StoredItemDoc {
+            call_id: call_id.to_owned(),
+            seq: i.seq,
+            role: i.role,
+            kind: i.kind,
+            text: i.text.clone(),
+            provider_item_id: i.provider_item_id.clone(),
+            payload_json: i.payload_json.clone(),
+            created_at: bson_time(i.created_at),
+        }
+    }
+
+    pub(super) fn into_domain(self) -> StoreResult<ConversationItem> {
+        let created_at = timestamp(self.created_at).map_err(|reason| {
+            invalid_document("conversation item of call", &self.call_id, &reason)
+        })?;
+        Ok(ConversationItem {
+            seq: self.seq,
+            role: self.role,
+            kind: self.kind,
+            text: self.text,
+            provider_item_id: self.provider_item_id,
+            payload_json: self.payload_json,
+            created_at,
+        })
     }
 }
 

@@ -33,8 +33,10 @@ const INDEX_CONFLICTS: [i32; 2] = [85, 86];
 pub(super) struct WantedIndex {
     pub(super) name: &'static str,
     pub(super) keys: Document,
-    /// Unique and sparse (skipping documents without the field), or neither.
     pub(super) unique: bool,
+    /// Skipping documents without the fields: for unique indexes on fields the store
+    /// leaves out while unknown.
+    pub(super) sparse: bool,
 }
 
 /// An index found in the database: what matters of it here.
@@ -60,11 +62,23 @@ pub(super) enum Step {
 }
 
 impl WantedIndex {
+    /// Unique and sparse: on fields left out of documents while unknown.
     pub(super) fn unique(name: &'static str, keys: Document) -> Self {
         Self {
             name,
             keys,
             unique: true,
+            sparse: true,
+        }
+    }
+
+    /// Unique, on fields every document carries.
+    pub(super) fn unique_everywhere(name: &'static str, keys: Document) -> Self {
+        Self {
+            name,
+            keys,
+            unique: true,
+            sparse: false,
         }
     }
 
@@ -73,6 +87,7 @@ impl WantedIndex {
             name,
             keys,
             unique: false,
+            sparse: false,
         }
     }
 
@@ -82,7 +97,7 @@ impl WantedIndex {
         let options = IndexOptions::builder()
             .name(self.name.to_owned())
             .unique(self.unique.then_some(true))
-            .sparse(self.unique.then_some(true))
+            .sparse(self.sparse.then_some(true))
             .build();
         IndexModel::builder()
             .keys(self.keys.clone())
@@ -91,10 +106,10 @@ impl WantedIndex {
     }
 
     fn describe(&self) -> String {
-        let kind = if self.unique {
-            "unique and sparse"
-        } else {
-            "not unique"
+        let kind = match (self.unique, self.sparse) {
+            (true, true) => "unique and sparse",
+            (true, false) => "unique",
+            (false, _) => "not unique",
         };
         format!("{} {kind}", self.keys)
     }
@@ -108,11 +123,18 @@ impl WantedIndex {
                         .to_owned(),
                 );
             }
-            if !skips_missing(existing) {
+            if self.sparse && !skips_missing(existing) {
                 return Some(format!(
                     "is unique but not sparse: documents without {} would collide",
                     field_list(&self.keys)
                 ));
+            }
+            // Our documents always carry these fields, so skipping documents without
+            // them is harmless; any other filter would leave some unchecked.
+            if !self.sparse && existing.partial_filter.is_some() && !skips_missing(existing) {
+                return Some(
+                    "is partial, so it lets documents outside its filter repeat".to_owned(),
+                );
             }
             if existing.collation {
                 return Some(
@@ -411,6 +433,33 @@ mod tests {
         let wanted = WantedIndex::plain("createdAt_1", doc! { "createdAt": 1 });
         let err = plan("callsessions", &wanted, &[unique_time]).unwrap_err();
         assert!(err.contains("is unique"), "{err}");
+    }
+
+    #[test]
+    fn an_index_unique_everywhere_reuses_any_unique_one_on_its_keys() {
+        let wanted =
+            WantedIndex::unique_everywhere("callId_1_seq_1", doc! { "callId": 1, "seq": 1 });
+        let plain_unique = existing("by_call", doc! { "callId": 1, "seq": 1 }, true, false);
+        assert_eq!(
+            plan("conversation_items", &wanted, &[plain_unique]),
+            Ok(Step::Reuse("by_call".into()))
+        );
+        let sparse = existing("by_call", doc! { "callId": 1, "seq": 1 }, true, true);
+        assert_eq!(
+            plan("conversation_items", &wanted, &[sparse]),
+            Ok(Step::Reuse("by_call".into()))
+        );
+        let not_unique = existing("by_call", doc! { "callId": 1, "seq": 1 }, false, false);
+        let err = plan("conversation_items", &wanted, &[not_unique]).unwrap_err();
+        assert!(
+            err.contains("not unique")
+                && err.contains("that is { \"callId\": 1, \"seq\": 1 } unique"),
+            "{err}"
+        );
+        let mut partial = existing("by_call", doc! { "callId": 1, "seq": 1 }, true, false);
+        partial.partial_filter = Some(doc! { "kind": "message" });
+        let err = plan("conversation_items", &wanted, &[partial]).unwrap_err();
+        assert!(err.contains("is partial"), "{err}");
     }
 
     #[test]

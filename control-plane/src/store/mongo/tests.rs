@@ -1,13 +1,23 @@
-//! `MongoStore` against a MongoDB-wire server: the conformance suite, what is
-//! particular to this store, and databases the original system left behind.
+//! `MongoStore` against a MongoDB-wire server: the conformance suite and its
+//! migration cases, what is particular to this store, its conversations
+//! (`tests/conversation.rs`), and databases the original system left behind
+//! (`tests/original.rs`).
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use mongodb::bson::{self, doc, Document};
+
+use super::documents::{ItemDoc, SessionDoc};
 use super::MongoStore;
-use crate::domain;
-use crate::store::conformance::{agent, items, session, store_conformance_suite};
+use crate::domain::{self, CallSession, ConversationItem};
+use crate::store::conformance::{
+    agent, items, read_conversation, session, store_conformance_suite, store_migration_suite,
+    OldLayout,
+};
 use crate::store::{Store, StoreError};
 
+mod conversation;
 mod original;
 
 /// The test server's URI and a fresh database name on it, so tests running at once
@@ -47,20 +57,86 @@ async fn test_store() -> Option<Arc<dyn Store>> {
 
 store_conformance_suite!(test_store());
 
+/// A fresh database on the test server, written beneath the store in the layout before
+/// `conversation_items`: the conversation inside the session document.
+struct OldSessions {
+    uri: String,
+    name: String,
+    db: mongodb::Database,
+}
+
+async fn old_sessions() -> Option<OldSessions> {
+    let (uri, name) = test_database()?;
+    let client = mongodb::Client::with_uri_str(&uri)
+        .await
+        .expect("the test MongoDB server is reachable");
+    let db = client.database(&name);
+    Some(OldSessions { uri, name, db })
+}
+
+/// `session` as the previous layout stored it, with `items` inside.
+fn old_session_document(session: &CallSession, items: &[ConversationItem]) -> Document {
+    let mut document = bson::to_document(&SessionDoc::from_domain(session).unwrap()).unwrap();
+    let embedded: Vec<ItemDoc> = items.iter().map(ItemDoc::from).collect();
+    document.insert("realtimeConversation", bson::to_bson(&embedded).unwrap());
+    let last_seq = items.last().map_or(0, |item| item.seq);
+    document.insert("lastSeq", i64::try_from(last_seq).unwrap());
+    document
+}
+
+#[async_trait]
+impl OldLayout for OldSessions {
+    async fn write_old_session(&self, session: &CallSession, items: &[ConversationItem]) {
+        self.db
+            .collection::<Document>("callsessions")
+            .insert_one(old_session_document(session, items))
+            .await
+            .unwrap();
+    }
+
+    async fn start(&self) -> Arc<dyn Store> {
+        let store = MongoStore::connect(&self.uri, &self.name).await.unwrap();
+        store.migration().await.unwrap();
+        Arc::new(store)
+    }
+
+    async fn old_sessions_left(&self) -> usize {
+        let left = self
+            .db
+            .collection::<Document>("callsessions")
+            .count_documents(doc! { "realtimeConversation": { "$exists": true } })
+            .await
+            .unwrap();
+        usize::try_from(left).unwrap()
+    }
+}
+
+store_migration_suite!(old_sessions());
+
 #[tokio::test]
-async fn a_continuing_batch_takes_one_round_trip() {
+async fn a_continuing_batch_takes_two_round_trips_however_long_the_call() {
     let Some(store) = test_mongo_store().await else {
         return;
     };
     let s = store.create_session(session("agent-1")).await.unwrap();
     store.append_items(&s.id, &items(1..=3, "a")).await.unwrap();
     store.append_items(&s.id, &items(4..=9, "a")).await.unwrap();
-    assert_eq!(store.append_round_trips(), 2);
+    assert_eq!(
+        store.append_round_trips(),
+        4,
+        "insert, then advance lastSeq"
+    );
+    for start in (10..=400).step_by(10) {
+        let batch = items(start..=start + 9, "a");
+        store.append_items(&s.id, &batch).await.unwrap();
+    }
+    assert_eq!(store.append_round_trips(), 4 + 2 * 40);
 
-    // A re-send misses the fast path, then reads the last seq: two more.
+    // A re-send inserts nothing, cannot advance, and reads the last seq: three more.
+    let before = store.append_round_trips();
     let again = store.append_items(&s.id, &items(4..=9, "a")).await.unwrap();
-    assert!(again.stored.is_empty());
-    assert_eq!(store.append_round_trips(), 4);
+    assert!(again.stored.is_empty() && again.last_seq == 409);
+    assert_eq!(store.append_round_trips(), before + 3);
 }
 
 #[tokio::test]
@@ -116,7 +192,8 @@ async fn racing_appends_to_one_call_store_each_item_once() {
     }
     assert_eq!(total, 60, "each item is stored by exactly one writer");
     let stored = store.get_session(&s.id).await.unwrap();
-    let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
+    let conversation = read_conversation(store.as_ref(), &s.id).await;
+    let seqs: Vec<u64> = conversation.iter().map(|i| i.seq).collect();
     assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
     assert_eq!(stored.last_seq, 60);
 }
@@ -141,9 +218,9 @@ async fn an_unreachable_server_is_unavailable() {
 
 #[test]
 fn the_lists_of_written_fields_match_the_documents_written() {
-    use super::documents::{AgentDoc, SessionDoc};
+    use super::conversation::ITEM_FIELDS;
+    use super::documents::{AgentDoc, StoredItemDoc};
     use super::{AGENT_FIELDS, SESSION_FIELDS};
-    use mongodb::bson;
 
     let sorted = |doc: bson::Document| {
         let mut keys: Vec<String> = doc.keys().cloned().collect();
@@ -162,4 +239,8 @@ fn the_lists_of_written_fields_match_the_documents_written() {
         sorted(bson::to_document(&session_doc).unwrap()),
         expected(SESSION_FIELDS)
     );
+    let item = &items(1..=1, "a")[0];
+    let mut item_doc = bson::to_document(&StoredItemDoc::new("call-1", item)).unwrap();
+    item_doc.insert("_id", bson::oid::ObjectId::new()); // added by the driver
+    assert_eq!(sorted(item_doc), expected(ITEM_FIELDS));
 }

@@ -10,7 +10,7 @@ use mongodb::{Database, IndexModel};
 
 use super::{test_database, MongoStore};
 use crate::domain::{self, CallStatus, Role};
-use crate::store::conformance::session;
+use crate::store::conformance::{read_conversation, session};
 use crate::store::{PageRequest, SessionFilter, Store, StoreError};
 
 const AGENT_OID: &str = "65a9f001c2b3d4e5f6a7b8c9";
@@ -171,8 +171,8 @@ async fn a_database_of_the_original_system_is_opened_and_read() {
     assert_eq!(call.agent_id, AGENT_OID);
     assert_eq!(call.status, CallStatus::Completed);
     assert_eq!(call.twilio_call_sid, CALL_SID);
-    let said: Vec<(u64, Role, &str)> = call
-        .conversation
+    let conversation = read_conversation(&store, SESSION_OID).await;
+    let said: Vec<(u64, Role, &str)> = conversation
         .iter()
         .map(|i| (i.seq, i.role, i.text.as_str()))
         .collect();
