@@ -358,6 +358,7 @@ async fn stream_call(
                 stream_sid: format!("MZbench{call:06}"),
                 call_sid: format!("CAbench{call:06}"),
                 sidecar_id: "events-bench".into(),
+                resume: false,
             })),
         })
         .await?;
