@@ -64,30 +64,43 @@
 //! ```
 //!
 //! MongoDB through the SecantusDB test server (a single-threaded Python server that
-//! keeps one core busy; fresh for each run). A batch that continues the log is one
-//! `update_one`, and the call stream folds the batches already waiting into one
-//! append, so with a window of 4 each round trip carries 20 items:
+//! keeps one core busy; fresh for each run). Items are documents of
+//! `conversation_items`: a batch that continues the log is one `insertMany` of its
+//! items and one `update_one` advancing the session's `lastSeq`, and the call stream
+//! folds the batches already waiting into one append, so with a window of 4 each
+//! append carries 20 items in two round trips. Measured 2026-12-07 against the
+//! layout before it (the conversation as an array inside the session document, one
+//! `$push` per append), both binaries built from their commits and run back to back
+//! on the same shared 2-core machine, each on a fresh server:
 //!
 //! ```text
-//! 100 calls x 100 items   2.29 s   4360 items/s   p50 450 ms   p99 639 ms
-//!                         500 append round trips (20.00 items each), verified
-//! 100 calls x 500 items   34.36 s  1455 items/s   p50 1349 ms  p99 2455 ms
-//!                         2500 append round trips (20.00 items each), verified
+//! calls x items    conversation inside the session     conversation_items
+//! 100 x 100        2.88 s    3468 items/s  p99  769 ms    6.35 s   1575 items/s  p99  1432 ms
+//! 1000 x 20        5.64 s    3548 items/s  p99 5566 ms   15.12 s   1323 items/s  p99 14934 ms
+//! 100 x 500       44.14 s    1133 items/s  p99 3396 ms   33.41 s   1497 items/s  p99  1652 ms
+//! 20 x 2000      122.90 s     325 items/s  p99 2693 ms   23.14 s   1728 items/s  p99   336 ms
 //! ```
 //!
-//! 1,000 calls against the same server (`--calls 1000 --items-per-call 20`):
+//! Every run read its sessions back whole. Per append, the old layout made one round
+//! trip (20 items each) and the new one makes two (10 items each).
 //!
-//! ```text
-//! 1000 calls x 20 items   3.02 s   6617 items/s   p50 1408 ms  p99 2959 ms
-//!                         1002 append round trips (19.96 items each), verified
-//! ```
+//! What the figures say: the cost of an append no longer depends on the length of the
+//! call. In the old layout every `$push` rewrote a document that grew with the
+//! conversation, so throughput fell from 3,500 items/s at 100 items per call to 325 at
+//! 2,000 (and a call stopped storing items at the 16 MB document limit); now it stays
+//! at 1,300-1,700 items/s whatever the length, 5.3 times the old figure at 2,000 items
+//! per call. Short calls pay for it on this server: 20 small documents under two
+//! indexes cost it 6.8 ms to insert (2.6 ms without the `(callId, seq)` index; a `$push`
+//! of 20 items into a short array costs 1.5 ms, and the `lastSeq` update 1.8 ms,
+//! measured one at a time with pymongo), which halves throughput below ~300 items per
+//! call. The index is what makes a re-sent item a no-op and a page read an index scan
+//! (SecantusDB scans the whole collection for a range on `_id`), so it stays. These
+//! figures measure the Python test server, whose index maintenance dominates, not
+//! MongoDB: rerun against a real server for throughput.
 //!
-//! Before the call stream folded waiting batches together, the same runs took one
-//! round trip per batch (5.00 items each) and reached 1056 and 250 items/s. The test
-//! server's cost per update grows with the document (the conversation is an array
-//! inside the session), which is why the longer run is slower per item; these figures
-//! measure the test server, not MongoDB, so use them for items per round trip and
-//! rerun against a real server for throughput.
+//! Before the call stream folded waiting batches together, the old layout took one
+//! round trip per batch (5.00 items each) and reached 1056 and 250 items/s at 100 x
+//! 100 and 100 x 500 (2026-11-28).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
