@@ -70,7 +70,8 @@ pub enum Error {
     },
 }
 
-/// Opens the store the config names (creating MongoDB indexes on the way).
+/// Opens the store the config names (creating MongoDB indexes, and starting the move of
+/// conversations still inside session documents, on the way).
 pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Embedded(dir) => Ok(Arc::new(EmbeddedStore::open(dir)?)),

@@ -122,15 +122,25 @@ impl MongoStore {
     /// conversations of the previous layout into `conversation_items` in the
     /// background (see [`MongoStore::migration`]).
     pub async fn connect(uri: &str, database: &str) -> StoreResult<MongoStore> {
-        let store = Self::connect_without_migration(uri, database).await?;
+        let store = Self::open(uri, database).await?;
         let migration = migration::start(store.conversations.clone(), store.database.clone());
         Ok(MongoStore { migration, ..store })
     }
 
-    /// [`connect`](Self::connect) without the start-up migration, whose state then
-    /// says it is over at once, with nothing moved. Sessions of the previous layout are
-    /// still moved when first read or appended to.
-    pub async fn connect_without_migration(uri: &str, database: &str) -> StoreResult<MongoStore> {
+    /// [`connect`](Self::connect) without the start-up migration, for tests of what
+    /// happens before it reaches a session.
+    #[cfg(test)]
+    pub(crate) async fn connect_without_migration(
+        uri: &str,
+        database: &str,
+    ) -> StoreResult<MongoStore> {
+        Self::open(uri, database).await
+    }
+
+    /// Connects and creates the indexes; the migration's state says it is over, with
+    /// nothing moved. Sessions of the previous layout are still moved when first read
+    /// or appended to.
+    async fn open(uri: &str, database: &str) -> StoreResult<MongoStore> {
         // The URI may carry a password: errors name the database, never the URI.
         let client = Client::with_uri_str(uri)
             .await
@@ -166,7 +176,8 @@ impl MongoStore {
 
     /// Moves every conversation still inside its session document now, as the
     /// start-up migration does (safe to run beside it).
-    pub async fn migrate_conversations(&self) -> StoreResult<MigrationReport> {
+    #[cfg(test)]
+    pub(crate) async fn migrate_conversations(&self) -> StoreResult<MigrationReport> {
         let mut report = MigrationReport::default();
         self.conversations.move_all(&mut report).await?;
         Ok(report)

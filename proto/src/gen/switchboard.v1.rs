@@ -1171,8 +1171,8 @@ pub struct ListConversationItemsRequest {
     /// The call session's id. Required.
     #[prost(string, tag = "1")]
     pub call_id: ::prost::alloc::string::String,
-    /// Maximum items; 0 means 100. At most 1000. A page also stops early at 3 MiB of item
-    /// text (always holding at least one item), so it fits gRPC's default message limit.
+    /// Maximum items; 0 means 100. At most 1000. A page also stops early at 3 MiB of
+    /// items (always holding at least one), so it fits gRPC's default message limit.
     #[prost(uint32, tag = "2")]
     pub page_size: u32,
     /// `next_page_token` of the previous page; empty to start at seq 1.
@@ -1588,7 +1588,7 @@ pub mod call_session_service_client {
             self.inner.unary(req, path, codec).await
         }
         /// Reads one session with its conversation: whole up to 10,000 items or 3 MiB of
-        /// item text (so the reply fits gRPC's default 4 MiB message limit), beyond which
+        /// items (so the reply fits gRPC's default 4 MiB message limit), beyond which
         /// `conversation_truncated` is set and `conversation_next_page_token` continues it
         /// through ListConversationItems. NOT_FOUND when absent.
         pub async fn get_call_session(
@@ -1767,7 +1767,7 @@ pub mod call_session_service_server {
             request: tonic::Request<super::CreateCallSessionRequest>,
         ) -> std::result::Result<tonic::Response<super::CallSession>, tonic::Status>;
         /// Reads one session with its conversation: whole up to 10,000 items or 3 MiB of
-        /// item text (so the reply fits gRPC's default 4 MiB message limit), beyond which
+        /// items (so the reply fits gRPC's default 4 MiB message limit), beyond which
         /// `conversation_truncated` is set and `conversation_next_page_token` continues it
         /// through ListConversationItems. NOT_FOUND when absent.
         async fn get_call_session(
