@@ -225,24 +225,11 @@ fn assert_ended_for_ai_unavailable(stored: &pb::CallSession) {
 async fn a_control_plane_restart_mid_call_loses_and_duplicates_no_item_and_the_audio_goes_on() {
     const NUMBER: &str = "+14155550323";
     const HANG_UP: Duration = Duration::from_millis(21_000);
-    let reply = |text: &str| Reply {
-        text: text.into(),
-        audio_ms: Some(800),
-    };
-    let turn = |caller: &str, answer: &str| Turn {
-        caller: caller.into(),
-        reply: Some(reply(answer)),
-        function_call: None,
-        after_call: None,
-    };
-    let script = Script {
-        turns: vec![
-            turn("First question.", "First answer."),
-            turn("Second question.", "Second answer."),
-            turn("Third question.", "Third answer."),
-        ],
-        ..Script::default()
-    };
+    let script = questions_and_answers(&[
+        ("First question.", "First answer."),
+        ("Second question.", "Second answer."),
+        ("Third question.", "Third answer."),
+    ]);
     let openai = openai_sim(script, Vec::new()).await;
     let mut harness = Harness::start(StoreKind::from_env(), &realtime_url(&openai), None).await;
     let agent_id = create_agent(&harness, agent("Restarts", NUMBER)).await;
@@ -370,22 +357,10 @@ fn received_media(caller: &Caller) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_ends_while_the_control_plane_is_down_is_recorded_whole_once_it_is_back() {
     const NUMBER: &str = "+14155550324";
-    let turn = |caller: &str, answer: &str| Turn {
-        caller: caller.into(),
-        reply: Some(Reply {
-            text: answer.into(),
-            audio_ms: Some(800),
-        }),
-        function_call: None,
-        after_call: None,
-    };
-    let script = Script {
-        turns: vec![
-            turn("First question.", "First answer."),
-            turn("Second question.", "Second answer."),
-        ],
-        ..Script::default()
-    };
+    let script = questions_and_answers(&[
+        ("First question.", "First answer."),
+        ("Second question.", "Second answer."),
+    ]);
     let openai = openai_sim(script, Vec::new()).await;
     let mut harness = Harness::start(StoreKind::from_env(), &realtime_url(&openai), None).await;
     let agent_id = create_agent(&harness, agent("Ends while down", NUMBER)).await;
@@ -477,4 +452,23 @@ async fn a_call_that_ends_while_the_control_plane_is_down_is_recorded_whole_once
         .matches("control stream reopened")
         .count();
     assert_eq!(reopened, 1, "{}", harness.logs());
+}
+
+/// A script of caller turns, each answered with 800 ms of audio.
+fn questions_and_answers(turns: &[(&str, &str)]) -> Script {
+    Script {
+        turns: turns
+            .iter()
+            .map(|(caller, answer)| Turn {
+                caller: (*caller).into(),
+                reply: Some(Reply {
+                    text: (*answer).into(),
+                    audio_ms: Some(800),
+                }),
+                function_call: None,
+                after_call: None,
+            })
+            .collect(),
+        ..Script::default()
+    }
 }
