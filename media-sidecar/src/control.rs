@@ -48,7 +48,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status, Streaming};
 
-use self::pool::{Pool, ReplicaLease};
+use self::pool::{Pool, Replica, ReplicaLease};
 use crate::config::{ControlPlaneConfig, Discovery};
 
 /// HTTP/2 PING interval on the control-plane connection.
@@ -257,37 +257,27 @@ impl ControlPlane {
     /// sends `hello`; a replica that cannot be reached is passed over and the next one
     /// tried. `queue` bounds what the sender holds. No deadline: the caller sets one.
     pub async fn connect(&self, hello: ConnectRequest, queue: usize) -> Result<OpenStream, Status> {
-        let mut tried = Vec::new();
-        let mut last = Status::unavailable("no control plane replica is known");
-        while let Some(replica) = self.pool.pick(Instant::now(), &tried) {
-            let (sender, outgoing) = mpsc::channel(queue.max(1));
-            sender
-                .send(hello.clone())
-                .await
-                .map_err(|_| Status::internal("control queue closed"))?;
-            let mut client = replica.client.clone();
-            match client
-                .connect(Request::new(ReceiverStream::new(outgoing)))
-                .await
-            {
-                Ok(response) => {
-                    replica.mark_up();
-                    return Ok(OpenStream {
-                        sender,
-                        inbound: response.into_inner(),
-                        lease: ControlLease(ReplicaLease::new(replica)),
-                    });
+        let ((sender, inbound), replica) = self
+            .on_a_replica(|mut client| {
+                let hello = hello.clone();
+                async move {
+                    let (sender, outgoing) = mpsc::channel(queue.max(1));
+                    sender
+                        .send(hello)
+                        .await
+                        .map_err(|_| Status::internal("control queue closed"))?;
+                    let response = client
+                        .connect(Request::new(ReceiverStream::new(outgoing)))
+                        .await?;
+                    Ok((sender, response.into_inner()))
                 }
-                Err(status) if status.code() == tonic::Code::Unavailable => {
-                    tracing::debug!(replica = %replica.key, "control plane replica unreachable: {}", status.message());
-                    replica.mark_down(Instant::now());
-                    tried.push(replica.key.clone());
-                    last = explained(status);
-                }
-                Err(status) => return Err(explained(status)),
-            }
-        }
-        Err(last)
+            })
+            .await?;
+        Ok(OpenStream {
+            sender,
+            inbound,
+            lease: ControlLease(ReplicaLease::new(replica)),
+        })
     }
 
     /// Runs a unary RPC on the live replica with the fewest calls, the next one when a
@@ -299,33 +289,48 @@ impl ControlPlane {
         Fut: Future<Output = Result<tonic::Response<R>, Status>>,
     {
         let timeout = self.config.request_timeout;
-        let attempts = async {
-            let mut tried = Vec::new();
-            let mut last = Status::unavailable("no control plane replica is known");
-            while let Some(replica) = self.pool.pick(Instant::now(), &tried) {
-                let mut request = Request::new(message.clone());
-                request.set_timeout(timeout);
-                match call(replica.client.clone(), request).await {
-                    Ok(response) => {
-                        replica.mark_up();
-                        return Ok(response.into_inner());
-                    }
-                    Err(status) if status.code() == tonic::Code::Unavailable => {
-                        replica.mark_down(Instant::now());
-                        tried.push(replica.key.clone());
-                        last = explained(status);
-                    }
-                    Err(status) => return Err(explained(status)),
-                }
-            }
-            Err(last)
-        };
+        let attempts = self.on_a_replica(|client| {
+            let mut request = Request::new(message.clone());
+            request.set_timeout(timeout);
+            call(client, request)
+        });
         match tokio::time::timeout(timeout, attempts).await {
-            Ok(result) => result,
+            Ok(result) => result.map(|(response, _)| response.into_inner()),
             Err(_) => Err(Status::deadline_exceeded(format!(
                 "control plane did not answer within {timeout:?}"
             ))),
         }
+    }
+
+    /// Runs `call` on the live replica with the fewest calls; when a replica cannot be
+    /// reached (`UNAVAILABLE`) it is passed over for a while and the next one is tried,
+    /// each at most once. Returns the result and the replica that gave it.
+    async fn on_a_replica<R, F, Fut>(
+        &self,
+        mut call: F,
+    ) -> Result<(R, Arc<Replica<Client>>), Status>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<R, Status>>,
+    {
+        let mut tried = Vec::new();
+        let mut last = Status::unavailable("no control plane replica is known");
+        while let Some(replica) = self.pool.pick(Instant::now(), &tried) {
+            match call(replica.client.clone()).await {
+                Ok(result) => {
+                    replica.mark_up();
+                    return Ok((result, replica));
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    tracing::debug!(replica = %replica.key, "control plane replica unreachable: {}", status.message());
+                    replica.mark_down(Instant::now());
+                    tried.push(replica.key.clone());
+                    last = explained(status);
+                }
+                Err(status) => return Err(explained(status)),
+            }
+        }
+        Err(last)
     }
 }
 
