@@ -130,6 +130,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// [`ENV_METRICS_ADDR`]: where `/metrics` is served; `None`: nowhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// [`crate::liveness::ENV_ORPHAN_TIMEOUT`].
+    pub orphan_timeout: Duration,
 }
 
 /// A setting that cannot be used.
@@ -253,7 +255,9 @@ impl Config {
         };
         let event_retention = events::parse_retention(get(ENV_EVENT_RETENTION))?;
         let metrics_addr = events::parse_metrics_addr(get(ENV_METRICS_ADDR))?;
+        let orphan_timeout = events::parse_orphan_timeout(get(crate::liveness::ENV_ORPHAN_TIMEOUT))?;
         Ok(Config {
+            orphan_timeout,
             grpc_addr,
             store,
             telemetry: TelemetryConfig { filter, format },

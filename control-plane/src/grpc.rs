@@ -76,6 +76,8 @@ pub struct Services {
     pub twilio: Option<Arc<dyn crate::twilio_api::TwilioApi>>,
     /// The sidecars' webhooks, for the calls this control plane places.
     pub webhooks: crate::config::WebhookConfig,
+    /// The call streams held here and the lease timings (`crate::liveness`).
+    pub liveness: crate::liveness::Liveness,
 }
 
 impl Services {

@@ -4,7 +4,8 @@
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the feed behind
 //! `WatchCallEvents` (cluster-wide on MongoDB); `metrics` names what `admin` serves at
-//! `/metrics`; `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API,
+//! `/metrics`; `liveness` keeps the leases of live calls and ends those nobody carries;
+//! `tools` calls tool webhooks; `twilio_api` is the one caller of Twilio's REST API,
 //! `redirect` builds what it redirects calls to and `outbound` the calls it places;
 //! `http_client` builds the HTTPS clients of both; `config` reads the environment once.
 //! [`serve`] ties them together on an already-bound listener, which is how tests run
@@ -17,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod http_client;
+pub mod liveness;
 pub mod metrics;
 pub mod outbound;
 pub mod redirect;
@@ -115,7 +117,7 @@ pub async fn serve_with_store(
                 .map_err(|source| Error::MetricsListener { addr, source })?;
             let bound = listener.local_addr().unwrap_or(addr);
             tracing::info!(addr = %bound, "serving metrics");
-            Some(tokio::spawn(admin::serve(listener, metrics, async {
+            Some(tokio::spawn(admin::serve(listener, metrics.clone(), async {
                 let _ = metrics_stopped.await;
             })))
         }
@@ -130,7 +132,9 @@ pub async fn serve_with_store(
         twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio, twilio_client)
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
         webhooks: config.webhooks.clone(),
+        liveness: liveness::Liveness::new(config.orphan_timeout),
     };
+    let keeper = liveness::spawn(services.clone(), metrics.clone());
     let mut server = Server::builder();
     match &config.tls {
         Some(tls) => {
@@ -199,6 +203,7 @@ pub async fn serve_with_store(
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
+    keeper.abort();
     // What the last requests published reaches the feed before the process goes.
     events.flush().await;
     drop(stop_metrics);

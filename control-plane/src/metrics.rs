@@ -20,6 +20,10 @@ pub const EVENTS_NOT_PUBLISHED: &str = "switchboard_control_plane_events_not_pub
 /// Counter: times this replica reopened its change stream after an error.
 pub const EVENT_FEED_REOPENED: &str = "switchboard_control_plane_event_feed_reopened";
 
+/// Counter: sessions the orphan sweeper ended (their sidecar was lost, or their media
+/// stream never came).
+pub const ORPHANS_ENDED: &str = "switchboard_control_plane_orphans_ended";
+
 /// The control plane's metrics. Share it behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -28,6 +32,7 @@ pub struct Metrics {
     event_feed_cluster_wide: Gauge,
     events_not_published: Counter,
     event_feed_reopened: Counter,
+    orphans_ended: Counter,
 }
 
 impl Default for Metrics {
@@ -63,13 +68,25 @@ impl Metrics {
             "Times the change stream of the event feed was reopened after an error",
             event_feed_reopened.clone(),
         );
+        let orphans_ended = Counter::default();
+        registry.register(
+            ORPHANS_ENDED,
+            "Sessions the orphan sweeper ended",
+            orphans_ended.clone(),
+        );
         Metrics {
             registry,
+            orphans_ended,
             event_watchers,
             event_feed_cluster_wide,
             events_not_published,
             event_feed_reopened,
         }
+    }
+
+    /// Counts a session the orphan sweeper ended.
+    pub fn orphan_ended(&self) {
+        self.orphans_ended.inc();
     }
 
     /// Counts one watcher until the guard is dropped.

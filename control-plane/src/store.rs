@@ -258,4 +258,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<CallSession>;
     /// Replaces the call's cumulative usage.
     async fn record_usage(&self, id: &str, usage: &Usage, now: Timestamp) -> StoreResult<()>;
+
+    /// Sets the liveness lease of every live session among `ids` to `until` (see
+    /// `crate::liveness`); unknown and ended sessions are skipped. Returns how many
+    /// sessions were renewed.
+    async fn renew_leases(&self, ids: &[String], until: Timestamp) -> StoreResult<u64>;
+    /// Live sessions whose lease ended before `now`, soonest expired first, at most
+    /// `limit`. Sessions without a lease are never among them.
+    async fn expired_leases(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<CallSession>>;
+    /// Takes the named cluster-wide lease for `holder` until `until` when it is free,
+    /// expired at `now`, or `holder`'s already (then it is extended). True when
+    /// `holder` holds it after the call. At most one holder at a time: this is how one
+    /// replica among several does a job.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
 }

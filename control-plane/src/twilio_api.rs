@@ -56,6 +56,11 @@ pub trait TwilioApi: Send + Sync + std::fmt::Debug + 'static {
     /// `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`: place a call. Returns the new
     /// Call resource, whose `sid` is always set.
     async fn create_call(&self, call: &CreateCall) -> Result<CallResource, TwilioError>;
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`: the call as Twilio
+    /// sees it now (its `status` above all). Asked once, without retries: the caller
+    /// (the orphan sweeper) asks again on its next round.
+    async fn fetch_call(&self, call_sid: &str) -> Result<CallResource, TwilioError>;
 }
 
 /// Twilio's REST API over HTTPS.
@@ -204,5 +209,29 @@ impl TwilioApi for HttpTwilioApi {
                 "the created call has no sid".to_owned(),
             )),
         }
+    }
+
+    async fn fetch_call(&self, call_sid: &str) -> Result<CallResource, TwilioError> {
+        let path = UpdateCall::path(&self.account_sid, call_sid);
+        let sent = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .basic_auth(&self.user, Some(self.password.expose()))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| TwilioError::Unreachable(error_chain(&e.without_url())))?;
+        let status = sent.status();
+        if !status.is_success() {
+            let body: ErrorResponse = sent.json().await.unwrap_or_default();
+            return Err(TwilioError::Rejected {
+                status: status.as_u16(),
+                code: body.code.unwrap_or_default(),
+                message: body.message.unwrap_or_else(|| "no message".to_owned()),
+            });
+        }
+        sent.json()
+            .await
+            .map_err(|e| TwilioError::Unexpected(e.without_url().to_string()))
     }
 }

@@ -1,9 +1,10 @@
-//! Settings of the event feed and the metrics listener.
+//! Settings of the event feed, the metrics listener and the orphan timeout.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{error, ConfigError};
+use crate::liveness::{DEFAULT_ORPHAN_TIMEOUT, ENV_ORPHAN_TIMEOUT, MIN_ORPHAN_TIMEOUT};
 
 /// How long events are kept for watchers resuming by id (MongoDB: the TTL of
 /// `call_events` documents).
@@ -27,6 +28,21 @@ pub(super) fn parse_retention(value: Option<String>) -> Result<Duration, ConfigE
         ));
     }
     Ok(retention)
+}
+
+/// [`ENV_ORPHAN_TIMEOUT`]: `60s`, `2m`; at least a second.
+pub(super) fn parse_orphan_timeout(value: Option<String>) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_ORPHAN_TIMEOUT);
+    };
+    let timeout = parse_duration(ENV_ORPHAN_TIMEOUT, &value)?;
+    if timeout < MIN_ORPHAN_TIMEOUT {
+        return Err(error(
+            ENV_ORPHAN_TIMEOUT,
+            format!("{value:?} is shorter than a second"),
+        ));
+    }
+    Ok(timeout)
 }
 
 /// [`ENV_METRICS_ADDR`].
@@ -72,6 +88,19 @@ fn parse_duration(variable: &'static str, value: &str) -> Result<Duration, Confi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_orphan_timeout_defaults_to_a_minute_and_refuses_less_than_a_second() {
+        assert_eq!(parse_orphan_timeout(None).unwrap(), DEFAULT_ORPHAN_TIMEOUT);
+        assert_eq!(
+            parse_orphan_timeout(Some("3s".into())).unwrap(),
+            Duration::from_secs(3)
+        );
+        for bad in ["500ms", "0s", "soon"] {
+            let err = parse_orphan_timeout(Some(bad.into())).unwrap_err();
+            assert_eq!(err.variable, ENV_ORPHAN_TIMEOUT, "{bad}");
+        }
+    }
 
     #[test]
     fn retention_defaults_to_a_day_and_takes_the_usual_units() {

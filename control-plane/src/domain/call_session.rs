@@ -171,6 +171,13 @@ pub struct CallSession {
     pub updated_at: Timestamp,
     pub usage: Usage,
     pub sidecar_id: String,
+    /// Until when a live call is known to be carried (see `crate::liveness`): a media
+    /// stream's control-plane replica renews it; once it has passed, the sweeper ends
+    /// the session. `None` for calls nobody carries a stream for (conference and dial
+    /// routes, which only Twilio's callbacks end) and for sessions stored before leases
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<Timestamp>,
 }
 
 /// A requested status change with what it records.
@@ -225,6 +232,7 @@ impl CallSession {
             updated_at: now,
             usage: Usage::default(),
             sidecar_id: String::new(),
+            lease_expires_at: None,
         }
     }
 
@@ -262,6 +270,11 @@ impl CallSession {
     /// True while the call can still carry audio.
     pub fn is_live(&self) -> bool {
         !self.status.is_final()
+    }
+
+    /// True once a media stream was attached to the call (a sidecar took it).
+    pub fn had_stream(&self) -> bool {
+        !self.twilio_stream_sid.is_empty()
     }
 }
 

@@ -90,6 +90,7 @@ impl CallChannelApi {
     fn new_inbound_session(
         r: &pb::OpenInboundCallRequest,
         agent: Option<&AgentSettings>,
+        lease_until: domain::Timestamp,
     ) -> CallSession {
         let now = domain::now();
         let mut session = CallSession::new(
@@ -112,6 +113,10 @@ impl CallChannelApi {
                     AgentMode::Realtime => CallStatus::Ringing,
                     AgentMode::Conference => CallStatus::InProgress,
                 };
+                // A media stream is coming: if none claims the call, the sweeper ends it.
+                if agent.mode == AgentMode::Realtime {
+                    session.lease_expires_at = Some(lease_until);
+                }
                 if session.status == CallStatus::InProgress {
                     session.started_at = Some(now);
                 }
@@ -177,7 +182,8 @@ impl CallChannelService for CallChannelApi {
                     Some(agent) => Some(agent),
                     None => self.services.default_agent().await.map_err(store_status)?,
                 };
-                let session = Self::new_inbound_session(&r, agent.as_ref());
+                let lease = self.services.liveness.lease_from(domain::now());
+                let session = Self::new_inbound_session(&r, agent.as_ref(), lease);
                 match store.create_session(session).await {
                     Ok(created) => {
                         self.services.publish_status(&created, None);
@@ -293,7 +299,13 @@ impl CallChannelService for CallChannelApi {
             }))
             .await
             .map_err(|_| Status::cancelled("sidecar went away"))?;
+        // Only a live call needs its lease kept; a resumed stream of an ended one
+        // delivers what its sidecar holds and goes.
+        let hold = session
+            .is_live()
+            .then(|| self.services.liveness.hold(&session.id));
         let call = stream::CallLoop {
+            hold,
             services: self.services.clone(),
             session,
             sender,
@@ -328,6 +340,10 @@ impl CallChannelApi {
         };
         if session.twilio_call_sid != r.call_sid {
             tracing::warn!(call_id = %session.id, known = %session.twilio_call_sid, got = %r.call_sid, "placed call answered with another CallSid");
+        }
+        if session.is_live() && session.lease_expires_at.is_some() {
+            // Answered: its media stream is a second away, not a ring time.
+            self.renew_lease(&session.id).await;
         }
         let agent = self
             .services
@@ -375,6 +391,7 @@ impl CallChannelApi {
                 .attach_stream(call_id, &stream, domain::now())
                 .await
                 .map_err(store_status)?;
+            self.renew_lease(call_id).await;
             if attached.status == CallStatus::InProgress {
                 attached
             } else {
@@ -401,6 +418,20 @@ impl CallChannelApi {
 
 /// Twilio's `CallStatus` names; `initiated` is Twilio's word for a call it is placing.
 impl CallChannelApi {
+    /// Renews a live call's lease now (see `crate::liveness`). A failure is logged: the
+    /// lease keeper renews it on its next tick anyway.
+    async fn renew_lease(&self, call_id: &str) {
+        let until = self.services.liveness.lease_from(domain::now());
+        if let Err(e) = self
+            .services
+            .store
+            .renew_leases(&[call_id.to_owned()], until)
+            .await
+        {
+            tracing::warn!(%call_id, error = %e, "call lease not renewed");
+        }
+    }
+
     /// The session a Twilio callback is about: by the `callId` of its URL, else by its
     /// `CallSid`.
     async fn reported_session(

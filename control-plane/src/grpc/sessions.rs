@@ -101,6 +101,12 @@ impl CallSessionService for SessionsApi {
         session.variables = r.variables.into_iter().collect();
         session.campaign_id = r.campaign_id;
         session.twilio_call_sid = r.twilio_call_sid;
+        if direction == CallDirection::Outbound {
+            // Its media stream comes once it is answered; if it never does, the
+            // sweeper ends the session (asking Twilio first).
+            session.lease_expires_at =
+                Some(self.services.liveness.outbound_lease_from(session.created_at));
+        }
         let created = self
             .services
             .store

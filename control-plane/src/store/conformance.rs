@@ -16,9 +16,11 @@ use crate::domain::{
 use super::{PageRequest, SessionFilter, Store, StoreError, StreamAttachment};
 
 mod conversation;
+mod leases;
 mod migration;
 
 pub(crate) use conversation::*;
+pub(crate) use leases::*;
 pub(crate) use migration::*;
 
 pub(crate) fn agent(name: &str, numbers: &[&str]) -> AgentSettings {
@@ -601,6 +603,8 @@ macro_rules! store_conformance_suite {
             pages_stop_at_their_byte_budget,
             resent_and_racing_duplicates_are_stored_once,
             a_refused_batch_leaves_nothing_that_is_read,
+            call_leases_expire_renew_and_leave_with_the_call,
+            a_named_lease_has_one_holder_at_a_time,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -10,7 +10,10 @@
 //! Layout: `agents` (id → JSON), `phones` (E.164 → agent id), `sessions` (id → JSON
 //! without conversation), `call_sids` (Twilio SID → session id), `items`
 //! ((session id, seq) → JSON), so an append writes only its new items and a session
-//! is read without them, and `meta` (the file's format, see `embedded/format.rs`).
+//! is read without them, `live_leases` (session id → lease expiry in epoch ms, for
+//! the live sessions that have a lease: what the orphan sweeper scans), `leases`
+//! (cluster-wide leases by name; one process holds the file, so they only keep the
+//! contract) and `meta` (the file's format, see `embedded/format.rs`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +43,8 @@ const PHONES: TableDefinition<'_, &str, &str> = TableDefinition::new("phones");
 const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
 const CALL_SIDS: TableDefinition<'_, &str, &str> = TableDefinition::new("call_sids");
 const ITEMS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("items");
+const LIVE_LEASES: TableDefinition<'_, &str, i64> = TableDefinition::new("live_leases");
+const LEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("leases");
 
 /// Writes waiting at most this many per transaction, so one commit stays short.
 const MAX_GROUP: usize = 512;
@@ -76,6 +81,8 @@ impl EmbeddedStore {
         txn.open_table(SESSIONS).map_err(internal)?;
         txn.open_table(CALL_SIDS).map_err(internal)?;
         txn.open_table(ITEMS).map_err(internal)?;
+        txn.open_table(LIVE_LEASES).map_err(internal)?;
+        txn.open_table(LEASES).map_err(internal)?;
         if let Some(upgrade) = format::upgrade(&txn)? {
             tracing::info!(
                 path = %path.display(),
@@ -304,7 +311,25 @@ fn save_session(txn: &WriteTransaction, session: &CallSession) -> StoreResult<()
     sessions
         .insert(session.id.as_str(), bytes.as_slice())
         .map_err(internal)?;
+    let mut leases = txn.open_table(LIVE_LEASES).map_err(internal)?;
+    match session.lease_expires_at.filter(|_| session.is_live()) {
+        Some(until) => {
+            leases
+                .insert(session.id.as_str(), until.timestamp_millis())
+                .map_err(internal)?;
+        }
+        None => {
+            leases.remove(session.id.as_str()).map_err(internal)?;
+        }
+    }
     Ok(())
+}
+
+/// A cluster-wide lease as the `leases` table holds it.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct LeaseRecord {
+    holder: String,
+    until_ms: i64,
 }
 
 /// Refuses `agent` when one of its numbers belongs to another agent.
@@ -687,6 +712,81 @@ impl Store for EmbeddedStore {
             session.usage = usage;
             session.updated_at = now;
             save_session(txn, &session)
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, ids: &[String], until: Timestamp) -> StoreResult<u64> {
+        let ids = ids.to_vec();
+        self.write(move |txn| {
+            let mut renewed = 0;
+            for id in &ids {
+                let mut session = match load_session(txn, id) {
+                    Ok(session) => session,
+                    Err(StoreError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                if !session.is_live() {
+                    continue;
+                }
+                session.lease_expires_at = Some(until);
+                save_session(txn, &session)?;
+                renewed += 1;
+            }
+            Ok(renewed)
+        })
+        .await
+    }
+
+    async fn expired_leases(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<CallSession>> {
+        let now_ms = now.timestamp_millis();
+        self.read(move |txn| {
+            let leases = txn.open_table(LIVE_LEASES).map_err(internal)?;
+            let mut expired = Vec::new();
+            for entry in leases.iter().map_err(internal)? {
+                let (id, until) = entry.map_err(internal)?;
+                if until.value() < now_ms {
+                    expired.push((until.value(), id.value().to_owned()));
+                }
+            }
+            expired.sort();
+            expired.truncate(limit);
+            expired
+                .into_iter()
+                .map(|(_, id)| read_session(txn, &id))
+                .collect()
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |txn| {
+            let mut leases = txn.open_table(LEASES).map_err(internal)?;
+            let current: Option<LeaseRecord> = leases
+                .get(name.as_str())
+                .map_err(internal)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let free = current.is_none_or(|lease| {
+                lease.holder == holder || lease.until_ms < now.timestamp_millis()
+            });
+            if free {
+                let record = encode(&LeaseRecord {
+                    holder,
+                    until_ms: until.timestamp_millis(),
+                })?;
+                leases
+                    .insert(name.as_str(), record.as_slice())
+                    .map_err(internal)?;
+            }
+            Ok(free)
         })
         .await
     }

@@ -30,7 +30,9 @@ use mongodb::error::{Error as DriverError, ErrorKind, WriteFailure};
 use mongodb::options::ReturnDocument;
 use mongodb::{Client, Collection};
 
-use crate::domain::{AgentSettings, CallSession, ConversationItem, StatusChange, Timestamp, Usage};
+use crate::domain::{
+    AgentSettings, CallSession, CallStatus, ConversationItem, StatusChange, Timestamp, Usage,
+};
 
 mod conversation;
 mod documents;
@@ -55,6 +57,10 @@ use super::{
 
 const AGENTS: &str = "agentsettings";
 const SESSIONS: &str = "callsessions";
+/// Cluster-wide leases by name (`{_id: name, holder, expiresAt}`).
+const LEASES: &str = "leases";
+/// Ids per `renew_leases` write, so one write stays small.
+const RENEW_CHUNK: usize = 500;
 const AGENT: &str = "agent";
 const SESSION: &str = "call session";
 const DUPLICATE_KEY: i32 = 11000;
@@ -113,6 +119,7 @@ pub struct MongoStore {
     agents: Collection<AgentDoc>,
     sessions: Collection<SessionDoc>,
     conversations: Conversations,
+    leases: Collection<Document>,
     migration: MigrationState,
 }
 
@@ -156,6 +163,7 @@ impl MongoStore {
                 items: db.collection(ITEMS),
                 append_round_trips: Arc::new(AtomicU64::new(0)),
             },
+            leases: db.collection(LEASES),
             migration,
         };
         store.create_indexes().await?;
@@ -211,6 +219,9 @@ impl MongoStore {
             WantedIndex::plain("campaignId_1__id_1", doc! { "campaignId": 1, "_id": 1 }),
             WantedIndex::plain("status_1__id_1", doc! { "status": 1, "_id": 1 }),
             WantedIndex::plain("createdAt_1", doc! { "createdAt": 1 }),
+            // The orphan sweeper's scan: only live calls carry the field (it is unset
+            // when a call ends), so the index stays as small as the calls in progress.
+            WantedIndex::plain("leaseExpiresAt_1", doc! { "leaseExpiresAt": 1 }),
         ];
         indexes::ensure(
             &self.sessions.clone_with_type::<Document>(),
@@ -570,9 +581,14 @@ impl Store for MongoStore {
                     bson::to_bson(&error).map_err(|e| encode_error(SESSION, id, e))?,
                 );
             }
+            let mut update = doc! { "$set": set };
+            if session.status.is_final() {
+                // An ended call needs no lease, and leaves the sweeper's index.
+                update.insert("$unset", doc! { "leaseExpiresAt": "" });
+            }
             let written = self
                 .sessions
-                .find_one_and_update(filter, doc! { "$set": set })
+                .find_one_and_update(filter, update)
                 .projection(probe_conversation())
                 .return_document(ReturnDocument::After)
                 .await;
@@ -666,6 +682,81 @@ impl Store for MongoStore {
         }
         Ok(())
     }
+
+    async fn renew_leases(&self, ids: &[String], until: Timestamp) -> StoreResult<u64> {
+        let mut renewed = 0;
+        for chunk in ids.chunks(RENEW_CHUNK) {
+            let mut any_id = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                any_id.push(Bson::String(id.clone()));
+                if let Some(oid) = legacy::object_id(id) {
+                    any_id.push(Bson::ObjectId(oid));
+                }
+            }
+            let result = self
+                .sessions
+                .update_many(
+                    doc! { "_id": { "$in": any_id }, "status": { "$in": live_spellings() } },
+                    doc! { "$set": { "leaseExpiresAt": bson_time(until) } },
+                )
+                .await
+                .map_err(|e| driver_error("renew the leases of call sessions", "", e))?;
+            renewed += result.matched_count;
+        }
+        Ok(renewed)
+    }
+
+    async fn expired_leases(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<CallSession>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let docs: Vec<SessionDoc> = self
+            .sessions
+            .find(doc! {
+                "leaseExpiresAt": { "$lt": bson_time(now) },
+                "status": { "$in": live_spellings() },
+            })
+            .sort(doc! { "leaseExpiresAt": 1 })
+            .limit(limit)
+            .projection(probe_conversation())
+            .await
+            .map_err(|e| driver_error("find call sessions with expired leases", "", e))?
+            .try_collect()
+            .await
+            .map_err(|e| driver_error("find call sessions with expired leases", "", e))?;
+        let mut sessions = Vec::with_capacity(docs.len());
+        for doc in docs {
+            sessions.push(self.settle(doc).await?);
+        }
+        Ok(sessions)
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let filter = doc! {
+            "_id": name,
+            "$or": [ { "holder": holder }, { "expiresAt": { "$lt": bson_time(now) } } ],
+        };
+        let update = doc! { "$set": { "holder": holder, "expiresAt": bson_time(until) } };
+        // Held by another: the filter misses, the upsert's insert collides on `_id`.
+        match self.leases.update_one(filter, update).upsert(true).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(driver_error("acquire lease", name, e)),
+        }
+    }
+}
+
+/// Every stored spelling of the live statuses.
+fn live_spellings() -> Vec<String> {
+    CallStatus::ALL
+        .into_iter()
+        .filter(|s| !s.is_final())
+        .flat_map(|s| legacy::status_spellings(s.as_str()))
+        .collect()
 }
 
 // === helpers ===

@@ -78,6 +78,9 @@ fn continues(batch: &pb::ConversationBatch, more: &pb::ConversationBatch) -> boo
 
 /// One live call's stream, after `Hello`.
 pub(super) struct CallLoop {
+    /// Keeps the call's lease renewed while the stream is open (`None` for a resumed
+    /// stream of a call that has ended).
+    pub(super) hold: Option<crate::liveness::StreamHold>,
     pub(super) services: Services,
     /// Without conversation; used for event metadata.
     pub(super) session: CallSession,
@@ -140,6 +143,8 @@ impl CallLoop {
             }
         }
         tracing::debug!("call stream closed");
+        // The lease is no longer renewed from here.
+        drop(self.hold);
     }
 
     /// Stores a batch; answers `Ack` or `Nack`.

@@ -235,6 +235,9 @@ pub(super) struct SessionDoc {
     pub(super) usage: UsageDoc,
     #[serde(default)]
     pub(super) sidecar_id: String,
+    /// Left out for calls without a lease (see `CallSession::lease_expires_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) lease_expires_at: Option<bson::DateTime>,
 }
 
 /// An error as we write it, or as a bare message.
@@ -519,6 +522,7 @@ impl SessionDoc {
             updated_at: Some(bson_time(s.updated_at)),
             usage: UsageDoc::from(&s.usage),
             sidecar_id: s.sidecar_id.clone(),
+            lease_expires_at: s.lease_expires_at.map(bson_time),
         })
     }
 
@@ -574,6 +578,7 @@ impl SessionDoc {
                 assistant_audio_ms: self.usage.assistant_audio_ms,
             },
             sidecar_id: self.sidecar_id,
+            lease_expires_at: self.lease_expires_at.map(timestamp).transpose()?,
         })
     }
 }
