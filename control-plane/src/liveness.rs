@@ -29,7 +29,7 @@
 //! ¾ T and is renewed every ¼ T; the sweeper looks every ¼ T. A call whose carrier
 //! died is final within T of the last renewal (plus HTTP/2 keep-alive when a node
 //! vanished without closing its sockets). A new outbound session's first lease adds
-//! [`OUTBOUND_RING_ALLOWANCE`] for ringing.
+//! [`OUTBOUND_RING_ALLOWANCE`] timeouts for ringing.
 //!
 //! **Database outages.** While the database is away nobody can renew, so once it
 //! returns every lease may look expired. The sweeper therefore acts only after the
@@ -55,9 +55,11 @@ pub const ENV_ORPHAN_TIMEOUT: &str = "SWITCHBOARD_ORPHAN_TIMEOUT";
 pub const DEFAULT_ORPHAN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shorter makes no sense: renewals would be a few hundred ms apart.
 pub const MIN_ORPHAN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Added to the first lease of a new outbound session: a placed call rings for up to
-/// Twilio's 60 s timeout by default, and may wait in Twilio's queue before that.
-pub const OUTBOUND_RING_ALLOWANCE: Duration = Duration::from_secs(120);
+/// Orphan timeouts added to the first lease of a new outbound session (two minutes by
+/// default): a placed call rings for up to Twilio's 60 s timeout by default, and may
+/// wait in Twilio's queue before that. With a Twilio account the sweeper asks Twilio
+/// and leaves a call that still rings alone, whatever this allowance.
+pub const OUTBOUND_RING_ALLOWANCE: u32 = 2;
 /// End reason of a call whose sidecar stopped carrying it.
 pub const SIDECAR_LOST: &str = "sidecar_lost";
 /// End reason of a call that no media stream ever reached.
@@ -115,7 +117,7 @@ impl Liveness {
 
     /// The first lease of a new outbound session, which has to ring first.
     pub fn outbound_lease_from(&self, now: Timestamp) -> Timestamp {
-        self.lease_from(now) + chrono_duration(OUTBOUND_RING_ALLOWANCE)
+        self.lease_from(now) + chrono_duration(self.inner.orphan_timeout * OUTBOUND_RING_ALLOWANCE)
     }
 
     /// Marks `call_id`'s stream as held here until the hold is dropped.
