@@ -22,6 +22,7 @@ mod events;
 mod twilio;
 mod warnings;
 
+pub use crate::liveness::ENV_ORPHAN_TIMEOUT;
 pub use ca::CaBundle;
 pub use events::{DEFAULT_EVENT_RETENTION, ENV_EVENT_RETENTION, ENV_METRICS_ADDR};
 pub use twilio::{
@@ -255,7 +256,8 @@ impl Config {
         };
         let event_retention = events::parse_retention(get(ENV_EVENT_RETENTION))?;
         let metrics_addr = events::parse_metrics_addr(get(ENV_METRICS_ADDR))?;
-        let orphan_timeout = events::parse_orphan_timeout(get(crate::liveness::ENV_ORPHAN_TIMEOUT))?;
+        let orphan_timeout =
+            events::parse_orphan_timeout(get(crate::liveness::ENV_ORPHAN_TIMEOUT))?;
         Ok(Config {
             orphan_timeout,
             grpc_addr,

@@ -117,9 +117,13 @@ pub async fn serve_with_store(
                 .map_err(|source| Error::MetricsListener { addr, source })?;
             let bound = listener.local_addr().unwrap_or(addr);
             tracing::info!(addr = %bound, "serving metrics");
-            Some(tokio::spawn(admin::serve(listener, metrics.clone(), async {
-                let _ = metrics_stopped.await;
-            })))
+            Some(tokio::spawn(admin::serve(
+                listener,
+                metrics.clone(),
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            )))
         }
         None => None,
     };

@@ -27,6 +27,7 @@ fn every_variable_in_the_manifests_is_one_the_control_plane_reads() {
         c::ENV_STATUS_WEBHOOK_URL,
         c::ENV_EVENT_RETENTION,
         c::ENV_METRICS_ADDR,
+        c::ENV_ORPHAN_TIMEOUT,
     ];
     let manifest = include_str!("../../deploy/kubernetes/control-plane.yaml");
     let mut seen = 0;

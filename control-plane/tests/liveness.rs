@@ -39,11 +39,14 @@ async fn fake_twilio_calls() -> (String, Shared) {
         let sid = call.trim_end_matches(".json").to_owned();
         let status = fake.lock().unwrap().statuses.get(&sid).cloned();
         match status {
-            Some(status) => axum::Json(serde_json::json!({ "sid": sid, "status": status }))
-                .into_response(),
+            Some(status) => {
+                axum::Json(serde_json::json!({ "sid": sid, "status": status })).into_response()
+            }
             None => (
                 axum::http::StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({ "code": 20404, "message": "not found", "status": 404 })),
+                axum::Json(
+                    serde_json::json!({ "code": 20404, "message": "not found", "status": 404 }),
+                ),
             )
                 .into_response(),
         }
@@ -98,7 +101,10 @@ async fn inbound_call(server: &TestServer, number: &str, call_sid: &str) -> pb::
         .await
         .unwrap()
         .into_inner();
-    assert!(matches!(opened.route, Some(Route::Realtime(_))), "{opened:?}");
+    assert!(
+        matches!(opened.route, Some(Route::Realtime(_))),
+        "{opened:?}"
+    );
     opened.session.unwrap()
 }
 

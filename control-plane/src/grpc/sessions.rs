@@ -104,8 +104,11 @@ impl CallSessionService for SessionsApi {
         if direction == CallDirection::Outbound {
             // Its media stream comes once it is answered; if it never does, the
             // sweeper ends the session (asking Twilio first).
-            session.lease_expires_at =
-                Some(self.services.liveness.outbound_lease_from(session.created_at));
+            session.lease_expires_at = Some(
+                self.services
+                    .liveness
+                    .outbound_lease_from(session.created_at),
+            );
         }
         let created = self
             .services

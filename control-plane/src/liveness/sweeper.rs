@@ -21,10 +21,7 @@ const SWEEP_BATCH: usize = 100;
 pub fn spawn(services: Services, metrics: Arc<Metrics>) -> JoinHandle<()> {
     let holder = format!("replica-{}", uuid::Uuid::now_v7().simple());
     tokio::spawn(async move {
-        tokio::join!(
-            keep_leases(&services),
-            sweep(&services, &metrics, &holder)
-        );
+        tokio::join!(keep_leases(&services), sweep(&services, &metrics, &holder));
     })
 }
 
@@ -81,7 +78,15 @@ async fn sweep(services: &Services, metrics: &Metrics, holder: &str) {
         let since = *reachable_since.get_or_insert_with(Instant::now);
         if held != acting {
             acting = held;
-            tracing::info!(acting, "orphan sweeper {}", if held { "acting on this replica" } else { "acting elsewhere" });
+            tracing::info!(
+                acting,
+                "orphan sweeper {}",
+                if held {
+                    "acting on this replica"
+                } else {
+                    "acting elsewhere"
+                }
+            );
         }
         if !held || since.elapsed() < liveness.orphan_timeout() {
             continue;
@@ -181,7 +186,9 @@ async fn end_orphan(services: &Services, liveness: &Liveness, call_id: &str) -> 
             };
             record_for(services, &session.id, &change).await
         }
-        TwilioView::Ringing | TwilioView::Live => send_to_fallback(services, &session, reason, error).await,
+        TwilioView::Ringing | TwilioView::Live => {
+            send_to_fallback(services, &session, reason, error).await
+        }
         TwilioView::Ended(_) | TwilioView::Unknown => {
             let change = StatusChange {
                 status: CallStatus::Failed,
@@ -201,9 +208,9 @@ async fn twilio_view(services: &Services, session: &CallSession) -> TwilioView {
     };
     match twilio.fetch_call(&session.twilio_call_sid).await {
         Ok(call) => match call.status {
-            Some(TwilioCallStatus::Queued | TwilioCallStatus::Initiated | TwilioCallStatus::Ringing) => {
-                TwilioView::Ringing
-            }
+            Some(
+                TwilioCallStatus::Queued | TwilioCallStatus::Initiated | TwilioCallStatus::Ringing,
+            ) => TwilioView::Ringing,
             Some(TwilioCallStatus::InProgress) => TwilioView::Live,
             Some(other) => CallStatus::parse(other.as_str())
                 .filter(|s| s.is_final())
@@ -256,7 +263,10 @@ async fn send_to_fallback(
             }
         }
         Err(e) => {
-            tracing::warn!(code = e.code(), "orphaned call not redirected; hanging up: {e}");
+            tracing::warn!(
+                code = e.code(),
+                "orphaned call not redirected; hanging up: {e}"
+            );
             if let Some(twilio) = &services.twilio {
                 if let Err(e) = twilio
                     .update_call(&session.twilio_call_sid, &UpdateCall::hang_up())

@@ -43,7 +43,11 @@ pub(crate) async fn call_leases_expire_renew_and_leave_with_the_call(store: Arc<
     };
     store.update_status(&ended.id, &done, now).await.unwrap();
     assert_eq!(
-        store.get_session(&running.id).await.unwrap().lease_expires_at,
+        store
+            .get_session(&running.id)
+            .await
+            .unwrap()
+            .lease_expires_at,
         running.lease_expires_at,
         "a lease reads back as stored"
     );
@@ -86,7 +90,11 @@ pub(crate) async fn call_leases_expire_renew_and_leave_with_the_call(store: Arc<
     assert_eq!(found.len(), 3, "{expired:?}");
     assert_eq!(found[0], running.id, "the soonest expired comes first");
     found.sort();
-    let mut wanted = vec![running.id.clone(), lapsed.id.clone(), lapsed_longer.id.clone()];
+    let mut wanted = vec![
+        running.id.clone(),
+        lapsed.id.clone(),
+        lapsed_longer.id.clone(),
+    ];
     wanted.sort();
     assert_eq!(found, wanted);
     assert!(!ids(&expired).contains(&unleased.id));
