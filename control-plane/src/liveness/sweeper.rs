@@ -169,7 +169,7 @@ async fn end_orphan(services: &Services, liveness: &Liveness, call_id: &str) -> 
             let until = liveness.lease_from(now);
             if let Err(e) = services
                 .store
-                .renew_leases(&[session.id.clone()], until)
+                .renew_leases(std::slice::from_ref(&session.id), until)
                 .await
             {
                 tracing::warn!(error = %e, "lease of a ringing call not extended");

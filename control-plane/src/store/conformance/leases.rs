@@ -60,7 +60,11 @@ pub(crate) async fn call_leases_expire_renew_and_leave_with_the_call(store: Arc<
          one with a running lease, or one without a lease"
     );
     let first = store.expired_leases(now, 1).await.unwrap();
-    assert_eq!(ids(&first), [lapsed_longer.id.clone()], "the limit holds");
+    assert_eq!(
+        ids(&first),
+        std::slice::from_ref(&lapsed_longer.id),
+        "the limit holds"
+    );
 
     let later = now + Duration::seconds(60);
     let renewed = store
