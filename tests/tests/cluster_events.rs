@@ -12,15 +12,17 @@
 //! sessions that they ran on all three sidecars. Measured with debug builds on a loaded
 //! 2-core machine: about 16 s.
 
+mod cluster_support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cluster_support::{assert_in_order, assert_quiet, read_until, watch, Seen};
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{AudioSource, CallSpec, Caller, TalkScript};
 use switchboard_tests::{eventually, Cluster, ClusterOptions, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
-use tonic::Streaming;
 
 const NUMBER: &str = "+14155550123";
 const REPLICAS: usize = 2;
@@ -60,107 +62,6 @@ fn script() -> Script {
         }],
         ..Script::default()
     }
-}
-
-/// What a watcher saw of the calls, in the order it saw it.
-#[derive(Debug, Default)]
-struct Seen {
-    ids: Vec<String>,
-    /// Per call: the statuses, and the item seqs, in the order received.
-    statuses: HashMap<String, Vec<i32>>,
-    items: HashMap<String, Vec<u64>>,
-}
-
-impl Seen {
-    fn record(&mut self, event: pb::CallEvent) {
-        assert!(
-            !event.event_id.is_empty(),
-            "every event has an id: {event:?}"
-        );
-        self.ids.push(event.event_id.clone());
-        match event.event {
-            Some(pb::call_event::Event::StatusChanged(change)) => self
-                .statuses
-                .entry(event.call_id)
-                .or_default()
-                .push(change.current),
-            Some(pb::call_event::Event::ItemStored(stored)) => self
-                .items
-                .entry(event.call_id)
-                .or_default()
-                .push(stored.item.expect("an item").seq),
-            _ => {}
-        }
-    }
-
-    /// True once every call in `expected` (call id → (final status, last seq)) is seen
-    /// through its final status and last item.
-    fn has_all(&self, expected: &HashMap<String, (i32, u64)>) -> bool {
-        expected.iter().all(|(call, (status, last_seq))| {
-            self.statuses
-                .get(call)
-                .is_some_and(|s| s.last() == Some(status))
-                && self.items.get(call).map_or(0, |i| i.len() as u64) == *last_seq
-        })
-    }
-}
-
-/// Reads `stream` into `seen` until `done`, or fails after a generous wait.
-async fn read_until(
-    stream: &mut Streaming<pb::CallEvent>,
-    seen: &mut Seen,
-    done: impl Fn(&Seen) -> bool,
-    cluster: &Cluster,
-) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done(seen) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, stream.message()).await {
-            Ok(Ok(Some(event))) => seen.record(event),
-            other => panic!(
-                "the watcher stopped short ({other:?}); seen so far: {seen:?}\n{}",
-                cluster.logs()
-            ),
-        }
-    }
-}
-
-/// Nothing more arrives on `stream` for a while: nothing was repeated.
-async fn assert_quiet(stream: &mut Streaming<pb::CallEvent>) {
-    if let Ok(Ok(Some(event))) =
-        tokio::time::timeout(Duration::from_secs(2), stream.message()).await
-    {
-        panic!("an event after the last expected one: {event:?}");
-    }
-}
-
-/// Statuses only move forward along the machine, and items come 1, 2, 3, ….
-fn assert_in_order(seen: &Seen, expected: &HashMap<String, (i32, u64)>, watcher: &str) {
-    for (call, (_, last_seq)) in expected {
-        let statuses = &seen.statuses[call];
-        assert!(
-            statuses.windows(2).all(|w| w[0] < w[1]),
-            "{watcher}: statuses of {call} out of order: {statuses:?}"
-        );
-        let items = &seen.items[call];
-        assert_eq!(
-            items,
-            &(1..=*last_seq).collect::<Vec<_>>(),
-            "{watcher}: items of {call}"
-        );
-    }
-}
-
-async fn watch(
-    sessions: &mut switchboard_proto::v1::call_session_service_client::CallSessionServiceClient<
-        switchboard_tests::Authorized,
-    >,
-    request: pb::WatchCallEventsRequest,
-) -> Result<Streaming<pb::CallEvent>, tonic::Status> {
-    sessions
-        .watch_call_events(request)
-        .await
-        .map(|r| r.into_inner())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
