@@ -54,6 +54,8 @@ const ANSWERS: [&str; 2] = ["First answer.", "Second answer."];
 const FALLBACK_ANSWER: &str = "Go on.";
 /// How long the database is down.
 const OUTAGE: Duration = Duration::from_secs(20);
+/// When, into the outage, the callers of one sidecar hang up.
+const HANG_UP_INTO_OUTAGE: Duration = Duration::from_secs(5);
 
 fn agent() -> pb::AgentSettings {
     pb::AgentSettings {
@@ -484,6 +486,11 @@ async fn the_database_down_for_twenty_seconds_mid_call_drops_no_call_and_loses_n
     .await;
     let cluster = start_cluster(&database.uri(), &openai).await;
     let agent_id = create_agent(&cluster, 0).await;
+    let of_agent = pb::WatchCallEventsRequest {
+        agent_id: agent_id.clone(),
+        ..Default::default()
+    };
+    let mut watcher = watch(&mut cluster.sessions(1), of_agent).await.unwrap();
 
     let talk = (1..UTTERANCES).fold(TalkScript::saying(AudioSource::hello_en()), |talk, i| {
         talk.say_at(EVERY * i, AudioSource::hello_en())
@@ -513,21 +520,36 @@ async fn the_database_down_for_twenty_seconds_mid_call_drops_no_call_and_loses_n
     };
     database.kill();
     let answered_before = turns(&openai);
-    tokio::time::sleep(OUTAGE).await;
+    // Some callers hang up while it is down: their calls must end right all the same.
+    tokio::time::sleep(HANG_UP_INTO_OUTAGE).await;
+    let (leaving, staying): (Vec<_>, Vec<_>) = callers
+        .iter()
+        .enumerate()
+        .partition(|(index, _)| index % SIDECARS == SIDECARS - 1);
+    for (_, caller) in &leaving {
+        let _ = caller.hang_up();
+    }
+    tokio::time::sleep(OUTAGE - HANG_UP_INTO_OUTAGE).await;
     let answered_during = turns(&openai);
+    let realtime = openai.records().sessions();
     assert!(
-        callers.iter().all(|c| !c.is_finished()),
-        "a call ended while the database was down: {:?}\n{}",
+        leaving.iter().all(|(_, c)| c.is_finished())
+            && staying.iter().all(|(_, c)| !c.is_finished()),
+        "only the calls hung up ended while the database was down: {:?}\n{}",
         callers.iter().map(Caller::record).collect::<Vec<_>>(),
         outage_logs(&cluster, &database)
     );
+    let live: Vec<usize> = (0..realtime.len())
+        .filter(|i| realtime[*i].ended.is_none())
+        .collect();
     assert!(
-        answered_during
-            .iter()
-            .zip(&answered_before)
-            .all(|(during, before)| during > before),
-        "every call took a turn while the database was down ({answered_before:?} answers \
-         before, {answered_during:?} after)\n{}",
+        live.len() == staying.len()
+            && live
+                .iter()
+                .all(|i| answered_during[*i] > answered_before[*i]),
+        "every call still on took a turn while the database was down ({answered_before:?} \
+         answers before, {answered_during:?} after; {} Realtime sessions still open)\n{}",
+        live.len(),
         outage_logs(&cluster, &database)
     );
 
@@ -563,4 +585,14 @@ async fn the_database_down_for_twenty_seconds_mid_call_drops_no_call_and_loses_n
     .await
     .unwrap_or_else(|| panic!("the calls were not all completed\n{}", logs()));
     assert_conversations(&stored, &openai, &logs);
+
+    // The dashboard watching through the outage saw every call whole, in order, once.
+    let expected: HashMap<String, (i32, u64)> = stored
+        .iter()
+        .map(|s| (s.id.clone(), (s.status, s.last_seq)))
+        .collect();
+    let mut seen = Seen::default();
+    read_until(&mut watcher, &mut seen, |s| s.has_all(&expected), &cluster).await;
+    assert_in_order(&seen, &expected, "watcher through the outage");
+    assert_quiet(&mut watcher).await;
 }
