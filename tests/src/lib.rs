@@ -765,7 +765,8 @@ pub struct ClusterSidecar {
 
 impl Cluster {
     /// Starts `replicas` control planes on a fresh database of the MongoDB server at
-    /// `mongodb_uri` and `sidecars` sidecars, each pinned to one replica, reaching the
+    /// `mongodb_uri` (which may carry the driver's options: `mongodb://host:port/?…`)
+    /// and `sidecars` sidecars, each pinned to one replica, reaching the
     /// Realtime API at `openai_url` (see [`realtime_url`]).
     pub async fn start(
         mongodb_uri: &str,
@@ -793,9 +794,14 @@ impl Cluster {
     ) -> Cluster {
         assert!(replicas > 0 && sidecars > 0, "a cluster runs something");
         let dir = tempfile::tempdir().expect("temporary directory");
+        // A fresh database, named in the URI's path, before its options if any.
+        let (server, query) = match mongodb_uri.split_once('?') {
+            Some((server, options)) => (server, format!("?{options}")),
+            None => (mongodb_uri, String::new()),
+        };
         let store = format!(
-            "{}/e2e_cluster_{}",
-            mongodb_uri.trim_end_matches('/'),
+            "{}/e2e_cluster_{}{query}",
+            server.trim_end_matches('/'),
             uuid::Uuid::now_v7().simple()
         );
         let mut started = Vec::with_capacity(replicas);

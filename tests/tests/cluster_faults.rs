@@ -20,7 +20,8 @@
 //! session its caller items came from and compared with it.
 //!
 //! Measured with debug builds on a loaded 2-core machine: about 22 s for the replica
-//! kill, 39 s for the database outage (20 s of it the outage), 33 s for both together.
+//! kill, about 40 s for each database outage (20 s of it the outage), 62 s for the three
+//! together.
 //!
 //! The replica is killed at a quiet moment (after every call's first turn is stored and
 //! seen by a watcher of that replica, before the second): a replica that crashes
@@ -57,8 +58,10 @@ const ANSWERS: [&str; 2] = ["First answer.", "Second answer."];
 const FALLBACK_ANSWER: &str = "Go on.";
 /// How long the database is down.
 const OUTAGE: Duration = Duration::from_secs(20);
-/// When, into the outage, the callers of one sidecar hang up.
-const HANG_UP_INTO_OUTAGE: Duration = Duration::from_secs(5);
+/// When, into the outage, the callers of one sidecar hang up: well before it ends, so
+/// their sidecar gives up waiting for the log before the database is back (`END_GRACE`,
+/// 15 s) and must still deliver it afterwards.
+const HANG_UP_INTO_OUTAGE: Duration = Duration::from_secs(2);
 
 fn agent() -> pb::AgentSettings {
     pb::AgentSettings {
@@ -475,6 +478,20 @@ async fn a_replica_killed_mid_call_hands_its_calls_and_watchers_to_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_down_for_twenty_seconds_mid_call_drops_no_call_and_loses_no_item() {
+    database_outage("").await;
+}
+
+/// The same outage with a driver that gives up on the server within a second, so the
+/// control plane's writes fail while it is down, rather than wait for it: the calls'
+/// items and final statuses are refused and must be sent again until they land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_down_mid_call_loses_nothing_when_its_writes_fail_meanwhile() {
+    database_outage("/?serverSelectionTimeoutMS=1000").await;
+}
+
+/// Six calls, the database killed for [`OUTAGE`] in the middle of them; `uri_options`
+/// are appended to the database's URI.
+async fn database_outage(uri_options: &str) {
     /// The caller says something every this long, from the start to well past the
     /// outage; the test hangs up once a turn after the outage is answered.
     const EVERY: Duration = Duration::from_secs(6);
@@ -487,7 +504,8 @@ async fn the_database_down_for_twenty_seconds_mid_call_drops_no_call_and_loses_n
         ..SimConfig::for_test()
     })
     .await;
-    let cluster = start_cluster(&database.uri(), &openai).await;
+    let uri = format!("{}{uri_options}", database.uri());
+    let cluster = start_cluster(&uri, &openai).await;
     let agent_id = create_agent(&cluster, 0).await;
     let of_agent = pb::WatchCallEventsRequest {
         agent_id: agent_id.clone(),
@@ -571,13 +589,7 @@ async fn the_database_down_for_twenty_seconds_mid_call_drops_no_call_and_loses_n
         let most_before = after_restart.iter().copied().max().unwrap_or(0) as u64;
         answers_heard > most_before
     };
-    let records = hang_up_when(
-        &callers,
-        answered_after,
-        "an answer after the outage",
-        logs,
-    )
-    .await;
+    let records = hang_up_when(&callers, answered_after, "an answer after the outage", logs).await;
     for record in &records {
         assert_whole_call(record, logs);
     }
