@@ -16,7 +16,9 @@
 //! CA, and the sidecar and the harness's own clients reach it at `https://localhost`.
 //!
 //! [`Cluster`] starts several control-plane replicas on one MongoDB-wire server and
-//! several sidecars, each pointed at one replica.
+//! several sidecars, each pointed at one replica or at all of them, and kills and
+//! restarts them for fault tests; [`SecantusServer`] is a MongoDB-wire server of a
+//! test's own, for tests that stop the database.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -87,6 +89,22 @@ impl Process {
         ready: SocketAddr,
         dir: &std::path::Path,
     ) -> Process {
+        let mut command = Command::new(path);
+        command.env_clear();
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Process::spawn(name, command, ready, dir)
+    }
+
+    /// Runs `command` as it is set up (arguments, environment), its output into
+    /// `dir/<name>.log`, and waits until `ready` accepts TCP connections.
+    pub fn spawn(
+        name: &'static str,
+        mut command: Command,
+        ready: SocketAddr,
+        dir: &std::path::Path,
+    ) -> Process {
         let log = dir.join(format!("{name}.log"));
         // Appended to: a restarted process keeps the log of its previous run.
         let file = std::fs::OpenOptions::new()
@@ -94,15 +112,10 @@ impl Process {
             .append(true)
             .open(&log)
             .expect("log file");
-        let mut command = Command::new(path);
         command
-            .env_clear()
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
-        for (key, value) in env {
-            command.env(key, value);
-        }
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
@@ -184,6 +197,109 @@ impl StoreKind {
             Ok(uri) if !uri.is_empty() => StoreKind::Mongo(uri),
             _ => StoreKind::Embedded,
         }
+    }
+}
+
+/// Whether this run is CI's (`CI` set and not empty), where a test that lacks what it
+/// needs fails rather than skips: a skipped test would hide what it guards.
+#[allow(clippy::disallowed_methods)] // the test harness reads its environment
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty())
+}
+
+/// The value of the test environment's variable `name`; `None` (the caller skips, with
+/// a note saying why) when it is not set, except in CI, where that fails the test.
+#[allow(clippy::disallowed_methods)] // the test harness reads its environment
+fn required_env(name: &str, what_for: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                !in_ci(),
+                "{what_for} must run in CI: set {name} (scripts/test.sh does)"
+            );
+            eprintln!("note: {name} is not set; skipping {what_for}");
+            None
+        }
+    }
+}
+
+/// The MongoDB-wire test server's URI (`SWITCHBOARD_TEST_MONGODB_URI`), for tests that
+/// cannot run on the embedded store (a [`Cluster`]); `None` (skip) when it is not set,
+/// except in CI.
+pub fn test_mongodb_uri(what_for: &str) -> Option<String> {
+    required_env("SWITCHBOARD_TEST_MONGODB_URI", what_for)
+}
+
+// === impl SecantusServer ===
+
+/// A SecantusDB server (the MongoDB-wire test server) of a test's own, on a fixed
+/// loopback port, storing on disk, so a test can stop it — `kill -9`, an outage as
+/// honest as it gets — and start it again on the same port and data.
+///
+/// Commits are synced to disk before they are acknowledged (`--sync-on-commit`), as
+/// MongoDB's journal does: a server that acknowledged writes and then lost them in a
+/// crash has lost data no client can bring back, which is not the fault under test.
+/// It runs from the Python of `SWITCHBOARD_TEST_PYTHON` (`.venv`, see
+/// `scripts/test.sh`). Killed on drop.
+#[derive(Debug)]
+pub struct SecantusServer {
+    python: String,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    process: Option<Process>,
+}
+
+impl SecantusServer {
+    /// Starts a server on a free port with an empty storage directory; `None` (skip)
+    /// without `SWITCHBOARD_TEST_PYTHON`, except in CI.
+    pub fn start(what_for: &str) -> Option<SecantusServer> {
+        let python = required_env("SWITCHBOARD_TEST_PYTHON", what_for)?;
+        let mut server = SecantusServer {
+            python,
+            addr: free_addr(),
+            dir: tempfile::tempdir().expect("temporary directory"),
+            process: None,
+        };
+        server.start_again();
+        Some(server)
+    }
+
+    /// `mongodb://…` of this server.
+    pub fn uri(&self) -> String {
+        format!("mongodb://{}", self.addr)
+    }
+
+    /// Kills the server at once (SIGKILL): its clients see connections reset, then
+    /// refused.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts the server (again, after [`SecantusServer::kill`]) on the same port and
+    /// storage directory; returns once it accepts connections.
+    pub fn start_again(&mut self) {
+        self.kill();
+        let mut command = Command::new(&self.python);
+        command
+            .args(["-m", "secantus", "--host", "127.0.0.1", "--port"])
+            .arg(self.addr.port().to_string())
+            .arg("--storage-path")
+            .arg(self.dir.path().join("data"))
+            .arg("--sync-on-commit");
+        self.process = Some(Process::spawn(
+            "secantus",
+            command,
+            self.addr,
+            self.dir.path(),
+        ));
+    }
+
+    /// What the server printed, over all its runs.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("secantus.log")).unwrap_or_default()
     }
 }
 
@@ -590,9 +706,14 @@ impl Harness {
 
 // === impl Cluster ===
 
-/// Several control-plane replicas on one MongoDB-wire server and several sidecars, each
-/// sidecar pointed at one replica (sidecar `i` at replica `i % replicas`), all talking
-/// to one OpenAI simulator: what a dashboard watching "the cluster" sees.
+/// Several control-plane replicas on one MongoDB-wire server and several sidecars, all
+/// talking to one OpenAI simulator: what a dashboard watching "the cluster" sees.
+///
+/// By default sidecar `i` is pinned to replica `i % replicas`; with
+/// [`ClusterOptions::sidecars_reach_every_replica`] every sidecar is given every
+/// replica's URL and spreads its calls over them, as in production. Replicas and
+/// sidecars can be killed (a crash, as far as their peers can tell) and started again
+/// on the same addresses.
 ///
 /// Every replica serves `/metrics` ([`Cluster::event_watchers`] reads its watcher
 /// gauge). Each process logs into a directory of its own under [`Cluster::dir`].
@@ -601,6 +722,20 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub replicas: Vec<Replica>,
     pub sidecars: Vec<ClusterSidecar>,
+}
+
+/// What a [`Cluster`] starts with beyond the defaults. Extra variables come after the
+/// cluster's own, so they also override them.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Every sidecar's `SWITCHBOARD_CONTROL_PLANE_URL` lists every replica (a sidecar's
+    /// own list starts at a different replica), instead of one replica per sidecar.
+    pub sidecars_reach_every_replica: bool,
+    /// More environment for every control-plane replica (e.g.
+    /// `SWITCHBOARD_ORPHAN_TIMEOUT`).
+    pub control_plane_env: Vec<(&'static str, String)>,
+    /// More environment for every sidecar.
+    pub sidecar_env: Vec<(&'static str, String)>,
 }
 
 /// One control-plane replica of a [`Cluster`].
@@ -618,35 +753,62 @@ pub struct Replica {
 #[derive(Debug)]
 pub struct ClusterSidecar {
     pub process: Process,
-    /// The replica it reports to.
-    pub replica: usize,
+    /// The replicas it reports to, in the order of its `SWITCHBOARD_CONTROL_PLANE_URL`.
+    pub replicas: Vec<usize>,
     /// The base URL Twilio reaches it at.
     pub public_url: String,
     pub admin: SocketAddr,
+    http: SocketAddr,
+    env: Env,
+    dir: PathBuf,
 }
 
 impl Cluster {
     /// Starts `replicas` control planes on a fresh database of the MongoDB server at
-    /// `mongodb_uri` and `sidecars` sidecars reaching the Realtime API at `openai_url`
-    /// (see [`realtime_url`]).
+    /// `mongodb_uri` (which may carry the driver's options: `mongodb://host:port/?…`)
+    /// and `sidecars` sidecars, each pinned to one replica, reaching the
+    /// Realtime API at `openai_url` (see [`realtime_url`]).
     pub async fn start(
         mongodb_uri: &str,
         replicas: usize,
         sidecars: usize,
         openai_url: &str,
     ) -> Cluster {
+        Cluster::start_with(
+            mongodb_uri,
+            replicas,
+            sidecars,
+            openai_url,
+            ClusterOptions::default(),
+        )
+        .await
+    }
+
+    /// [`Cluster::start`] with more settings.
+    pub async fn start_with(
+        mongodb_uri: &str,
+        replicas: usize,
+        sidecars: usize,
+        openai_url: &str,
+        options: ClusterOptions,
+    ) -> Cluster {
         assert!(replicas > 0 && sidecars > 0, "a cluster runs something");
         let dir = tempfile::tempdir().expect("temporary directory");
+        // A fresh database, named in the URI's path, before its options if any.
+        let (server, query) = match mongodb_uri.split_once('?') {
+            Some((server, options)) => (server, format!("?{options}")),
+            None => (mongodb_uri, String::new()),
+        };
         let store = format!(
-            "{}/e2e_cluster_{}",
-            mongodb_uri.trim_end_matches('/'),
+            "{}/e2e_cluster_{}{query}",
+            server.trim_end_matches('/'),
             uuid::Uuid::now_v7().simple()
         );
         let mut started = Vec::with_capacity(replicas);
         for index in 0..replicas {
             let addr = free_addr();
             let metrics_addr = free_addr();
-            let env: Env = vec![
+            let mut env: Env = vec![
                 ("SWITCHBOARD_GRPC_ADDR", addr.to_string()),
                 ("SWITCHBOARD_METRICS_ADDR", metrics_addr.to_string()),
                 ("SWITCHBOARD_STORE", store.clone()),
@@ -655,14 +817,11 @@ impl Cluster {
                 ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
                 ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
             ];
+            env.extend(options.control_plane_env.iter().cloned());
             let process_dir = dir.path().join(format!("control-plane-{index}"));
             std::fs::create_dir_all(&process_dir).expect("a directory per process");
             let process = Process::start("control-plane", &env, addr, &process_dir);
-            let channel = Channel::from_shared(format!("http://{addr}"))
-                .expect("valid uri")
-                .connect()
-                .await
-                .expect("the control plane accepts connections");
+            let channel = connect_replica(addr).await;
             started.push(Replica {
                 process,
                 addr,
@@ -672,21 +831,27 @@ impl Cluster {
                 channel,
             });
         }
+        let ca_file = dir.path().join("openai-ca.pem");
+        std::fs::write(&ca_file, test_ca().ca_pem()).expect("write the test CA");
         let mut sidecar_processes = Vec::with_capacity(sidecars);
         for index in 0..sidecars {
-            let replica = index % replicas;
+            let reaches: Vec<usize> = if options.sidecars_reach_every_replica {
+                (0..replicas).map(|r| (index + r) % replicas).collect()
+            } else {
+                vec![index % replicas]
+            };
+            let control_plane_url = reaches
+                .iter()
+                .map(|r| format!("http://{}", started[*r].addr))
+                .collect::<Vec<_>>()
+                .join(",");
             let http = free_addr();
             let admin = free_addr();
             let public_url = format!("http://{http}");
-            let ca_file = dir.path().join("openai-ca.pem");
-            std::fs::write(&ca_file, test_ca().ca_pem()).expect("write the test CA");
-            let env: Env = vec![
+            let mut env: Env = vec![
                 ("SWITCHBOARD_HTTP_ADDR", http.to_string()),
                 ("SWITCHBOARD_ADMIN_ADDR", admin.to_string()),
-                (
-                    "SWITCHBOARD_CONTROL_PLANE_URL",
-                    format!("http://{}", started[replica].addr),
-                ),
+                ("SWITCHBOARD_CONTROL_PLANE_URL", control_plane_url),
                 ("SWITCHBOARD_PUBLIC_URL", public_url.clone()),
                 ("SWITCHBOARD_API_TOKEN", "e2e-api-token".to_owned()),
                 ("TWILIO_AUTH_TOKEN", TWILIO_AUTH_TOKEN.to_owned()),
@@ -701,14 +866,18 @@ impl Cluster {
                 ("SWITCHBOARD_SIDECAR_ID", format!("sidecar-e2e-{index}")),
                 ("SWITCHBOARD_LOG", "info".to_owned()),
             ];
+            env.extend(options.sidecar_env.iter().cloned());
             let process_dir = dir.path().join(format!("media-sidecar-{index}"));
             std::fs::create_dir_all(&process_dir).expect("a directory per process");
             let process = Process::start("media-sidecar", &env, http, &process_dir);
             sidecar_processes.push(ClusterSidecar {
                 process,
-                replica,
+                replicas: reaches,
                 public_url,
                 admin,
+                http,
+                env,
+                dir: process_dir,
             });
         }
         Cluster {
@@ -743,11 +912,7 @@ impl Cluster {
         &self,
         replica: usize,
     ) -> CallSessionServiceClient<Authorized> {
-        let channel = Channel::from_shared(format!("http://{}", self.replicas[replica].addr))
-            .expect("valid uri")
-            .connect()
-            .await
-            .expect("the control plane accepts connections");
+        let channel = connect_replica(self.replicas[replica].addr).await;
         CallSessionServiceClient::with_interceptor(channel, authorize as Authorize)
     }
 
@@ -770,17 +935,53 @@ impl Cluster {
         })
     }
 
-    /// Kills `replica` and starts it again (same address, environment and database);
-    /// returns once it listens, with a fresh connection to it.
-    pub async fn restart_replica(&mut self, replica: usize) {
+    /// Kills `replica` at once (SIGKILL: a crash, as far as its sidecars and clients can
+    /// tell).
+    pub fn kill_replica(&mut self, replica: usize) {
+        self.replicas[replica].process.kill();
+    }
+
+    /// Starts `replica` (again, after [`Cluster::kill_replica`]) with the same address,
+    /// environment and database; returns once it listens, with a fresh connection to it.
+    pub async fn start_replica(&mut self, replica: usize) {
         let replica = &mut self.replicas[replica];
         replica.process.kill();
         replica.process = Process::start("control-plane", &replica.env, replica.addr, &replica.dir);
-        replica.channel = Channel::from_shared(format!("http://{}", replica.addr))
-            .expect("valid uri")
-            .connect()
-            .await
-            .expect("the control plane accepts connections");
+        replica.channel = connect_replica(replica.addr).await;
+    }
+
+    /// Kills `replica` and starts it again (same address, environment and database);
+    /// returns once it listens, with a fresh connection to it.
+    pub async fn restart_replica(&mut self, replica: usize) {
+        self.kill_replica(replica);
+        self.start_replica(replica).await;
+    }
+
+    /// Kills `sidecar` at once (SIGKILL: its calls' sockets close without a word).
+    pub fn kill_sidecar(&mut self, sidecar: usize) {
+        self.sidecars[sidecar].process.kill();
+    }
+
+    /// Starts `sidecar` (again, after [`Cluster::kill_sidecar`]) with the same addresses
+    /// and environment; returns once it listens.
+    pub fn start_sidecar(&mut self, sidecar: usize) {
+        let sidecar = &mut self.sidecars[sidecar];
+        sidecar.process.kill();
+        sidecar.process = Process::start("media-sidecar", &sidecar.env, sidecar.http, &sidecar.dir);
+    }
+
+    /// The ids of the calls whose stream connected to `replica` (its log's `call
+    /// connected` lines, over all its runs): which replica served which call.
+    pub fn calls_connected(&self, replica: usize) -> std::collections::HashSet<String> {
+        let log = strip_ansi(&self.replicas[replica].process.output());
+        log.lines()
+            .filter(|line| line.contains("call connected"))
+            .filter_map(|line| {
+                let rest = &line[line.find("call_id=")? + "call_id=".len()..];
+                let id = rest.split_whitespace().next()?;
+                Some(id.trim_matches('"').to_owned())
+            })
+            .collect()
     }
 
     /// Every process's log, for a failing assertion's message.
@@ -794,13 +995,41 @@ impl Cluster {
         }
         for (index, sidecar) in self.sidecars.iter().enumerate() {
             logs.push_str(&format!(
-                "--- media-sidecar {index} (replica {}) ---\n{}\n",
-                sidecar.replica,
+                "--- media-sidecar {index} (replicas {:?}) ---\n{}\n",
+                sidecar.replicas,
                 sidecar.process.output()
             ));
         }
         logs
     }
+}
+
+/// `text` without the terminal colour codes a log may carry.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // `ESC [ … m`: skip to the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// A connection to the replica listening on `addr`.
+async fn connect_replica(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .expect("the control plane accepts connections")
 }
 
 type Authorize = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;

@@ -16,9 +16,11 @@
 //!   keeps everything it must say in its outbox, and sends it once the new `CallConfig`
 //!   has arrived. A stream that lets its queue fill up counts as broken.
 //! - **After the end**, the loop runs until the control plane has answered the final
-//!   status and Twilio has closed the socket: at [`END_GRACE`] it stops waiting for
-//!   Twilio and forces the status out, at [`SETTLE_GRACE`] it gives up on the control
-//!   plane (what is still unanswered is logged).
+//!   status, acknowledged the whole log, and Twilio has closed the socket: at
+//!   [`END_GRACE`] it stops waiting for Twilio and forces the status out (ahead of
+//!   items still unacknowledged, which it goes on sending), at [`SETTLE_GRACE`] it gives
+//!   up on the control plane (what is still unanswered is logged). An answered status
+//!   alone does not end the loop: the items behind it would be dropped with the call.
 //!
 //! The control stream's plumbing is in `driver/control_stream.rs`.
 
@@ -416,7 +418,10 @@ impl Relay<'_> {
         let Some(ended_at) = self.ended_at else {
             return false;
         };
-        if !self.twilio_open && core.is_settled() {
+        // The status may have been forced out ahead of the log at the end grace: the
+        // call is delivered once both are in.
+        let delivered = core.is_settled() && core.outbox().unacknowledged() == 0;
+        if !self.twilio_open && delivered {
             return true;
         }
         let waited = ended_at.elapsed();
@@ -437,13 +442,14 @@ impl Relay<'_> {
                 }
                 self.twilio_open = false;
             }
-            return core.is_settled();
+            return delivered;
         }
         if waited >= SETTLE_GRACE {
             tracing::error!(
                 unacknowledged = core.outbox().unacknowledged(),
                 control_stream_up = self.control.is_some(),
-                "the control plane did not answer the final status within the grace; giving up"
+                status_answered = core.is_settled(),
+                "the control plane did not take the final status and the whole log within the grace; giving up"
             );
             return true;
         }
