@@ -395,6 +395,7 @@ impl CallCore {
                 message: Some(Out::Fallback(FallbackRequest {
                     error: Some(capped_error(error)),
                     request_id: request_id.clone(),
+                    end_reason: String::new(),
                 })),
             };
             // Always kept: at most one per call.
