@@ -49,7 +49,7 @@ pub use tls_listener::TlsListener;
 pub use webhooks::fallback_twiml;
 
 /// How long in-flight HTTP requests may take to finish once the drain is over.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the calls the drain grace cut may take to end through the control plane
 /// (their fallback asked for and answered, their final status delivered) before

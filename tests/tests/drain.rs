@@ -537,7 +537,10 @@ async fn a_call_that_outlasts_the_drain_grace_is_sent_to_its_fallback_and_record
     let [redirect] = redirects.as_slice() else {
         panic!("one redirect of the call expected: {:?}", fake.requests());
     };
-    assert!(redirect.authorized && redirect.status == 200, "{redirect:?}");
+    assert!(
+        redirect.authorized && redirect.status == 200,
+        "{redirect:?}"
+    );
     let last = record.documents.last().expect("documents");
     assert_eq!(last.origin, "update", "{record:?}");
     let connect = record
