@@ -334,8 +334,11 @@ impl Relay<'_> {
         // stamp taken before an idle wait is early by that wait.
         let clock = self.clock;
         // Raised when the sidecar's drain grace runs out with this call still on (at once
-        // if it already has); heard once.
+        // if it already has); heard once. One future for the whole loop: nothing to set
+        // up again per frame.
         let mut cut = self.state.drain.cut_signal();
+        let drain_cut = cut.cut();
+        tokio::pin!(drain_cut);
         let mut cut_heard = false;
         loop {
             out.clear();
@@ -358,7 +361,7 @@ impl Relay<'_> {
                 () = reconnect_due(self.control_down), if self.control.is_none() && self.control_down.is_some() => {
                     self.reconnect(core, out).await;
                 }
-                () = cut.cut(), if !cut_heard => {
+                () = &mut drain_cut, if !cut_heard => {
                     cut_heard = true;
                     if !core.is_ended() {
                         tracing::warn!("drain grace elapsed: sending the call to its fallback");
