@@ -54,6 +54,7 @@ async fn when_the_ai_is_unavailable_the_call_is_redirected_to_the_agents_fallbac
                 message: "connection refused".into(),
             }),
             request_id: String::new(),
+            end_reason: String::new(),
         })),
     })
     .await;

@@ -1,5 +1,5 @@
 //! Requests on the call stream that must be acted on once and answered: the model's
-//! transfer, the AI-unavailable fallback, the final status, and tool calls — including
+//! transfer, the fallback (the AI unavailable, a sidecar's drain), the final status, and tool calls — including
 //! copies a sidecar re-sends on a resumed stream after its old one broke, and after the
 //! control plane restarted.
 
@@ -188,6 +188,7 @@ async fn a_fallback_twilio_cannot_play_is_refused_and_the_call_ends_failed() {
                 message: "connection refused".into(),
             }),
             request_id: "fallback-1".into(),
+            end_reason: String::new(),
         })),
     };
     call.send(fallback.clone()).await;
@@ -200,6 +201,108 @@ async fn a_fallback_twilio_cannot_play_is_refused_and_the_call_ends_failed() {
     // A copy gets the same answer.
     call.send(fallback).await;
     assert_eq!(answer(&mut call).await, refused);
+}
+
+/// A sidecar's drain ran out of grace with the call on: a fallback request carrying the
+/// `sidecar_drained` end reason and no error of its own.
+fn drained(request_id: &str) -> pb::ConnectRequest {
+    pb::ConnectRequest {
+        message: Some(In::Fallback(pb::FallbackRequest {
+            error: None,
+            request_id: request_id.into(),
+            end_reason: "sidecar_drained".into(),
+        })),
+    }
+}
+
+#[tokio::test]
+async fn a_drained_call_is_redirected_to_its_fallback_and_recorded_sidecar_drained() {
+    let (twilio_url, seen) = fake_twilio().await;
+    let server = TestServer::start_with(with_twilio(twilio_url.clone())).await;
+    let mut a = agent("Drained", &unique_number());
+    a.fallback = Some(pb::Fallback {
+        message: "We have to end this call; please call again.".into(),
+        action: pb::fallback::Action::HangUp.into(),
+    });
+    let a = create_agent(&server, a).await;
+    let s = live_session(&server, &a.id, "CA00000000000000000000000000000106").await;
+    let (mut call, _) = connect(&server, hello(&s.id)).await;
+
+    call.send(drained("fallback-1")).await;
+    let first = answer(&mut call).await;
+    assert_eq!(first.outcome(), Outcome::Accepted, "{first:?}");
+    let ended = server.wait_for_status(&s.id, pb::CallStatus::Failed).await;
+    assert_eq!(ended.end_reason, "sidecar_drained");
+    let error = ended.error.expect("the drain is recorded as the error");
+    assert_eq!(error.code, "sidecar.drained");
+    {
+        let requests = seen.lock().unwrap();
+        assert_eq!(requests.len(), 1);
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&requests[0].2).unwrap();
+        let twiml = &form["Twiml"];
+        assert!(
+            twiml.contains("<Say>We have to end this call; please call again.</Say>")
+                && twiml.contains("<Hangup"),
+            "the caller hears the agent's fallback: {twiml}"
+        );
+    }
+
+    // After a control-plane restart (no memory of answers), the session stands in: a
+    // copy of the drain's request finds the call ended the way it asked and is
+    // accepted, while a fallback for the AI being unavailable is not what happened.
+    drop(call);
+    let server = server.restart_with(with_twilio(twilio_url)).await;
+    let (mut call, _) = connect(&server, resumed(&s.id)).await;
+    call.send(drained("fallback-1")).await;
+    assert_eq!(answer(&mut call).await, first);
+    call.send(pb::ConnectRequest {
+        message: Some(In::Fallback(pb::FallbackRequest {
+            error: None,
+            request_id: "fallback-2".into(),
+            end_reason: String::new(),
+        })),
+    })
+    .await;
+    let refused = answer(&mut call).await;
+    assert_eq!(
+        (refused.outcome(), error_code(&refused)),
+        (Outcome::Refused, "call.ended")
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "twilio redirected the call once"
+    );
+}
+
+#[tokio::test]
+async fn a_drained_call_whose_fallback_cannot_play_ends_failed_sidecar_drained() {
+    // No Twilio account: the fallback cannot be played.
+    let server = TestServer::start().await;
+    let a = create_agent(&server, agent("Drained, no twilio", &unique_number())).await;
+    let s = live_session(&server, &a.id, "CA00000000000000000000000000000107").await;
+    let (mut call, _) = connect(&server, hello(&s.id)).await;
+    let mut request = drained("fallback-1");
+    if let Some(In::Fallback(fallback)) = request.message.as_mut() {
+        fallback.error = Some(pb::CallError {
+            code: "sidecar.drained".into(),
+            message: "the sidecar shut down".into(),
+        });
+    }
+
+    call.send(request).await;
+    let refused = answer(&mut call).await;
+    assert_eq!(
+        (refused.outcome(), error_code(&refused)),
+        (Outcome::Refused, "twilio.not_configured")
+    );
+    let ended = server.wait_for_status(&s.id, pb::CallStatus::Failed).await;
+    assert_eq!(ended.end_reason, "sidecar_drained");
+    let error = ended.error.expect("the request's error is recorded");
+    assert_eq!(
+        (error.code.as_str(), error.message.as_str()),
+        ("sidecar.drained", "the sidecar shut down")
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 //! `ConnectResponse`, a tick) and fills an [`Actions`] with what to send where, what to
 //! log and whether the call is over. It owns the barge-in decision (with
 //! [`switchboard_realtime::Playback`]), the conversation log and its acknowledgements
-//! ([`Outbox`]), tool calls, usage and the OpenAI-drop fallback. It has no sockets, no
+//! ([`Outbox`]), tool calls, usage and the fallback when the model drops or the sidecar's
+//! drain runs out of grace. It has no sockets, no
 //! tokio and no clock: time comes in as `now_ms`.
 //!
 //! What it is not: the loop that owns the sockets. That is `call/driver.rs`, which
@@ -33,7 +34,9 @@ pub mod session_config;
 
 pub use self::actions::{Actions, End, EndKind, Frames, RealtimeError, Refusal};
 pub use self::backoff::Backoff;
-pub use self::core::{CallCore, CallLimits, DEFAULT_GOODBYE};
+pub use self::core::{
+    CallCore, CallLimits, DEFAULT_GOODBYE, DRAINED_END_REASON, DRAINED_ERROR_CODE,
+};
 pub use self::counters::{CallCounters, RejectCounts, RejectReason};
 pub use self::driver::CallDriver;
 pub use self::outbox::{Outbox, OutboxFull, OutboxLimits, RequestKind};

@@ -9,6 +9,14 @@
 //! [`Drain::wait_idle`] then lets the active calls finish for a bounded grace and reports
 //! how many were cut.
 //!
+//! A call still on when the grace runs out is not left to die with the process (its
+//! caller cut off mid-sentence, its session `in-progress` for good):
+//! [`Drain::cut_remaining`] raises the cut signal, which every call's task watches
+//! through its [`CutSignal`] (one taken after the cut hears it at once). The call then
+//! ends through the control plane — redirected to the agent's fallback, recorded
+//! `sidecar_drained` — and [`Drain::wait_cut`] gives those calls a bounded time to finish
+//! saying so before the process exits.
+//!
 //! A call is ours from the moment its voice webhook is answered with a stream, not from
 //! the moment its media socket arrives (normally a second later): the webhook registers
 //! the call id as *expected* ([`Drain::expect`], with a deadline), and the socket
@@ -42,11 +50,21 @@ pub struct CallGuard {
     inner: Arc<Inner>,
 }
 
+/// Tells one call's task when the drain cuts the calls still on. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CutSignal {
+    cut: watch::Receiver<bool>,
+}
+
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrainReport {
-    /// Calls still active when the grace ran out (0: every call finished).
+    /// Calls still active when the grace ran out (0: every call finished), each told to
+    /// end through the control plane.
     pub cut: usize,
+    /// Of those, calls still running when the time given to the cut calls ran out: they
+    /// end with the process (0: every cut call finished).
+    pub unsettled: usize,
     /// Calls answered with a stream whose media socket had not arrived when the grace
     /// ran out (0: every expected socket came, or its deadline passed).
     pub unconnected: usize,
@@ -55,6 +73,8 @@ pub struct DrainReport {
 #[derive(Debug)]
 struct Inner {
     calls: watch::Sender<Calls>,
+    /// Raised once, when the grace ran out with calls still on.
+    cut: watch::Sender<bool>,
     max_calls: usize,
     ready: AtomicBool,
     draining: AtomicBool,
@@ -80,6 +100,7 @@ impl Drain {
         Self {
             inner: Arc::new(Inner {
                 calls: watch::Sender::new(Calls::default()),
+                cut: watch::Sender::new(false),
                 max_calls,
                 ready: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
@@ -192,6 +213,7 @@ impl Drain {
                 if calls.active == 0 && calls.expected.is_empty() {
                     return DrainReport {
                         cut: 0,
+                        unsettled: 0,
                         unconnected: 0,
                     };
                 }
@@ -211,6 +233,7 @@ impl Drain {
             let calls = self.inner.calls.borrow();
             DrainReport {
                 cut: calls.active,
+                unsettled: 0,
                 unconnected: calls.expected.len(),
             }
         };
@@ -223,11 +246,71 @@ impl Drain {
         report
     }
 
+    /// The signal a call's task watches to hear that the drain cut it
+    /// ([`cut_remaining`](Self::cut_remaining)); taken after the cut, it has been raised
+    /// already.
+    pub fn cut_signal(&self) -> CutSignal {
+        CutSignal {
+            cut: self.inner.cut.subscribe(),
+        }
+    }
+
+    /// True once [`cut_remaining`](Self::cut_remaining) was called.
+    pub fn is_cut(&self) -> bool {
+        *self.inner.cut.borrow()
+    }
+
+    /// The grace ran out: tells every call still on — and any admitted later — to end
+    /// now, through its [`CutSignal`]. Once is enough; again changes nothing.
+    pub fn cut_remaining(&self) {
+        self.inner
+            .cut
+            .send_if_modified(|cut| !std::mem::replace(cut, true));
+    }
+
+    /// After [`cut_remaining`](Self::cut_remaining): waits until no call is active, or
+    /// `grace` has passed, whichever comes first; returns how many calls are still
+    /// active. Expected sockets are not waited for any more: one arriving meanwhile is
+    /// admitted, cut at once, and waited for as an active call.
+    pub async fn wait_cut(&self, grace: Duration) -> usize {
+        let give_up = Instant::now() + grace;
+        let mut changes = self.inner.calls.subscribe();
+        loop {
+            // Marks this state seen: `changed` below wakes on anything after it.
+            let active = changes.borrow_and_update().active;
+            if active == 0 || Instant::now() >= give_up {
+                return active;
+            }
+            // The sender lives in `self`, so `changed` cannot fail under us.
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep_until(give_up) => {}
+            }
+        }
+    }
+
     fn guard(&self) -> CallGuard {
         self.inner.gauge.inc();
         CallGuard {
             inner: Arc::clone(&self.inner),
         }
+    }
+}
+
+// === impl CutSignal ===
+
+impl CutSignal {
+    /// Resolves once the drain has cut the calls still on: at once if it has already.
+    /// Never resolves while the drain has not (nor if its registry is gone uncut).
+    pub async fn cut(&mut self) {
+        if self.cut.wait_for(|cut| *cut).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// True once the drain has cut the calls still on.
+    pub fn is_cut(&self) -> bool {
+        *self.cut.borrow()
     }
 }
 
@@ -317,6 +400,7 @@ mod tests {
             report,
             DrainReport {
                 cut: 2,
+                unsettled: 0,
                 unconnected: 0
             }
         );
@@ -390,6 +474,7 @@ mod tests {
             report,
             DrainReport {
                 cut: 0,
+                unsettled: 0,
                 unconnected: 0
             }
         );
@@ -441,6 +526,7 @@ mod tests {
             report,
             DrainReport {
                 cut: 0,
+                unsettled: 0,
                 unconnected: 0
             }
         );
@@ -462,8 +548,71 @@ mod tests {
             report,
             DrainReport {
                 cut: 0,
+                unsettled: 0,
                 unconnected: 1
             }
         );
+    }
+
+    #[tokio::test]
+    async fn the_cut_reaches_every_call_even_one_that_listens_after_it() {
+        let (drain, _) = drain(5);
+        let mut before = drain.cut_signal();
+        assert!(!before.is_cut() && !drain.is_cut());
+        let heard = tokio::spawn(async move {
+            before.cut().await;
+            before.is_cut()
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !heard.is_finished(),
+            "nothing is cut before the grace ran out"
+        );
+
+        drain.cut_remaining();
+        assert!(drain.is_cut());
+        let heard = tokio::time::timeout(Duration::from_secs(10), heard)
+            .await
+            .expect("a call listening before the cut hears it")
+            .unwrap();
+        assert!(heard);
+        let mut after = drain.cut_signal();
+        assert!(after.is_cut());
+        tokio::time::timeout(Duration::from_secs(10), after.cut())
+            .await
+            .expect("a call listening after the cut hears it at once");
+        drain.cut_remaining();
+        assert!(drain.is_cut(), "a second cut changes nothing");
+    }
+
+    #[tokio::test]
+    async fn wait_cut_returns_when_the_cut_calls_end() {
+        let (drain, _) = drain(5);
+        drain.begin_drain();
+        let calls = [drain.track(), drain.track()];
+        let mut signals = [drain.cut_signal(), drain.cut_signal()];
+        let ends = tokio::spawn(async move {
+            for (call, signal) in calls.into_iter().zip(signals.iter_mut()) {
+                signal.cut().await;
+                drop(call);
+            }
+        });
+        drain.cut_remaining();
+        let unsettled = tokio::time::timeout(Duration::from_secs(10), drain.wait_cut(PATIENCE))
+            .await
+            .expect("returns when the calls end, not at the grace");
+        assert_eq!(unsettled, 0);
+        assert_eq!(drain.active(), 0);
+        ends.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_cut_reports_calls_that_did_not_end_in_time() {
+        let (drain, _) = drain(5);
+        let _deaf = drain.track();
+        let ended = drain.track();
+        drain.cut_remaining();
+        drop(ended);
+        assert_eq!(drain.wait_cut(Duration::from_millis(20)).await, 1);
     }
 }

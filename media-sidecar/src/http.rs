@@ -49,7 +49,14 @@ pub use tls_listener::TlsListener;
 pub use webhooks::fallback_twiml;
 
 /// How long in-flight HTTP requests may take to finish once the drain is over.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the calls the drain grace cut may take to end through the control plane
+/// (their fallback asked for and answered, their final status delivered) before
+/// [`serve`] returns anyway. With [`CLOSE_TIMEOUT`], what a deployment must allow
+/// beyond `SWITCHBOARD_DRAIN_GRACE` before it kills the process (the Kubernetes
+/// manifest allows 30 s).
+pub const CUT_GRACE: Duration = Duration::from_secs(20);
 
 /// What every request and every call shares. Cheap to clone (all handles).
 #[derive(Clone)]
@@ -153,8 +160,11 @@ impl std::fmt::Debug for AppState {
 
 /// Serves Twilio ingress on `listeners.http` and the admin endpoints on
 /// `listeners.admin` until `shutdown` resolves; then drains: readiness drops, new calls
-/// get the fallback answer, active calls have `config.drain_grace` to finish, and the
-/// listeners close. Returns how many calls the grace cut.
+/// get the fallback answer, active calls have `config.drain_grace` to finish. Calls
+/// still on when it runs out are cut: each is told to end through the control plane
+/// (redirected to its agent's fallback, recorded `sidecar_drained`) and they have
+/// [`CUT_GRACE`] to finish saying so. Then the listeners close. Returns how many calls
+/// the grace cut, and how many of those were still unfinished.
 ///
 /// Media sockets are not part of the HTTP server's graceful shutdown (an upgraded
 /// connection leaves it); they are counted by [`Drain`], and any still running when this
@@ -225,7 +235,8 @@ pub async fn serve_with_state(
     };
 
     if let Some(discovery) = &discovery {
-        // Replicas known now serve the drain's last calls.
+        // Replicas known now serve the drain's last calls, the cut ones included: the
+        // control-plane client itself lives on with the calls' state.
         discovery.abort();
     }
     state.drain.begin_drain();
@@ -234,15 +245,34 @@ pub async fn serve_with_state(
         grace = ?state.config.drain_grace,
         "draining: not ready, new calls get the fallback answer"
     );
-    let report = state.drain.wait_idle(state.config.drain_grace).await;
+    let mut report = state.drain.wait_idle(state.config.drain_grace).await;
+    if report.cut > 0 || report.unconnected > 0 {
+        // A socket still expected is cut as soon as its call starts.
+        state.drain.cut_remaining();
+    }
     if report.cut > 0 {
         tracing::warn!(
             cut = report.cut,
-            "drain grace elapsed with calls still active"
+            cut_grace = ?CUT_GRACE,
+            "drain grace elapsed with calls still active; sending them to their fallback"
         );
+        report.unsettled = state.drain.wait_cut(CUT_GRACE).await;
+        if report.unsettled > 0 {
+            tracing::warn!(
+                unsettled = report.unsettled,
+                "cut calls still unfinished after the cut grace; they end with the process"
+            );
+        } else {
+            tracing::info!(
+                cut = report.cut,
+                "cut calls ended through the control plane"
+            );
+        }
     } else {
         tracing::info!("drained: no active calls");
     }
+    // The listeners served until now: Twilio's status callbacks for the cut calls still
+    // reach the control plane.
     let _ = stop_tx.send(true);
 
     if let Some((listener, result)) = early_exit {

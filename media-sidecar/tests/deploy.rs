@@ -1,5 +1,5 @@
 //! deploy/ must speak the names `config.rs` reads: a renamed variable fails here, not
-//! in a cluster.
+//! in a cluster. And it must give a draining sidecar the time its drain takes.
 
 use switchboard_media_sidecar::config as c;
 
@@ -69,5 +69,39 @@ fn every_variable_in_the_manifests_is_one_the_sidecar_reads() {
     assert!(
         manifest.contains(switchboard_media_sidecar::metrics::ACTIVE_CALLS),
         "the autoscaler scales on the active-calls gauge"
+    );
+}
+
+#[test]
+fn the_manifest_lets_the_drain_and_the_cut_calls_finish_before_the_kill() {
+    use switchboard_media_sidecar::http::{CLOSE_TIMEOUT, CUT_GRACE};
+
+    let manifest = include_str!("../../deploy/kubernetes/media-sidecar.yaml");
+    let value_after = |key: &str| -> String {
+        let line = manifest
+            .lines()
+            .find(|line| line.contains(key))
+            .unwrap_or_else(|| panic!("the manifest sets {key}"));
+        let (_, rest) = line.split_once(key).expect("found above");
+        rest.chars()
+            .skip_while(|ch| !ch.is_ascii_digit())
+            .take_while(char::is_ascii_digit)
+            .collect()
+    };
+    let drain_grace: u64 = value_after(&format!("name: {},", c::ENV_DRAIN_GRACE))
+        .parse()
+        .expect("the drain grace in seconds");
+    let termination: u64 = value_after("terminationGracePeriodSeconds:")
+        .parse()
+        .expect("the termination grace in seconds");
+    assert!(
+        manifest.contains(&format!("value: \"{drain_grace}s\"")),
+        "the drain grace is written in seconds"
+    );
+    let needed = drain_grace + CUT_GRACE.as_secs() + CLOSE_TIMEOUT.as_secs();
+    assert!(
+        termination >= needed,
+        "terminationGracePeriodSeconds ({termination}) must cover the drain grace, the cut \
+         grace and the close ({needed} s)"
     );
 }

@@ -219,7 +219,7 @@ async fn the_placeholder_handler_closes_the_stream_with_1011() {
 }
 
 #[tokio::test]
-async fn readyz_flips_on_drain_and_serve_returns_when_the_grace_cuts_the_calls() {
+async fn readyz_flips_on_drain_and_serve_returns_when_the_cut_calls_end() {
     let sidecar = Sidecar::start(&closed_port_url().await, |c| {
         c.drain_grace = Duration::from_secs(2);
     })
@@ -228,7 +228,13 @@ async fn readyz_flips_on_drain_and_serve_returns_when_the_grace_cuts_the_calls()
     assert_eq!(sidecar.admin_get("/healthz").await.status, 200);
     let state = sidecar.state.clone();
     let admin = sidecar.admin;
+    // A call that runs until the drain cuts it, then ends.
     let call = state.drain.track();
+    let mut cut = state.drain.cut_signal();
+    let held = tokio::spawn(async move {
+        cut.cut().await;
+        drop(call);
+    });
 
     let stopping = tokio::spawn(sidecar.stop());
     eventually("the drain began", || state.drain.is_draining()).await;
@@ -236,8 +242,12 @@ async fn readyz_flips_on_drain_and_serve_returns_when_the_grace_cuts_the_calls()
     let report = stopping.await.unwrap();
 
     assert_eq!((readyz.status, readyz.body.as_str()), (503, "draining\n"));
-    assert_eq!(report.cut, 1, "the held call outlived the grace");
-    drop(call);
+    assert_eq!(
+        (report.cut, report.unsettled),
+        (1, 0),
+        "the held call outlived the grace, heard the cut and ended"
+    );
+    held.await.unwrap();
 }
 
 #[tokio::test]

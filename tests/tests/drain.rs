@@ -8,6 +8,12 @@
 //! the sidecar's already, so the socket is accepted, the call runs to the caller's
 //! hang-up with its session completed, and the sidecar (which had no other call) waits
 //! for it before exiting with status 0.
+//!
+//! And SIGTERM with a call that outlasts the drain grace: when the grace runs out the
+//! sidecar does not let the process cut the call — it asks the control plane to send
+//! the caller to the agent's fallback (Twilio's REST API redirects the live call), the
+//! session ends `sidecar_drained` with its conversation stored, and the sidecar exits
+//! with status 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +22,8 @@ use std::time::Duration;
 use switchboard_proto::v1 as pb;
 use switchboard_sim::openai::{Reply, Script, SimConfig, Turn};
 use switchboard_sim::twilio::{
-    AudioSource, CallEnd, CallRecord, CallSpec, Caller, StreamEnd, TalkScript, Verb,
+    AudioSource, CallEnd, CallRecord, CallSpec, Caller, FakeTwilio, RestConfig, StreamEnd,
+    TalkScript, Verb,
 };
 use switchboard_tests::{
     eventually, Harness, HarnessOptions, StoreKind, ACCOUNT_SID, TWILIO_AUTH_TOKEN,
@@ -425,6 +432,204 @@ async fn a_call_answered_before_sigterm_whose_socket_comes_after_is_served_to_it
     assert!(
         status.success(),
         "the sidecar exits with 0 after draining: {status}\n{logs}"
+    );
+}
+
+/// The drain grace of the sidecar whose call outlasts it.
+const SHORT_GRACE: &str = "2s";
+const DRAINED_NUMBER: &str = "+14155550101";
+const DRAINED_MESSAGE: &str = "We have to end this call now. Please call us again.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_outlasts_the_drain_grace_is_sent_to_its_fallback_and_recorded_drained() {
+    let openai = switchboard_tests::openai_sim(SimConfig {
+        script: Arc::new(script()),
+        ..SimConfig::for_test()
+    })
+    .await;
+    // The control plane redirects live calls through this Twilio REST API.
+    let fake = FakeTwilio::new(RestConfig::new(ACCOUNT_SID, TWILIO_AUTH_TOKEN));
+    let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest_url = format!("http://{}", rest.local_addr().unwrap());
+    tokio::spawn(fake.clone().serve(rest, std::future::pending()));
+    let mut harness = Harness::start_with(
+        StoreKind::from_env(),
+        &switchboard_tests::realtime_url(&openai),
+        HarnessOptions {
+            twilio_api_url: Some(rest_url),
+            sidecar_env: vec![("SWITCHBOARD_DRAIN_GRACE", SHORT_GRACE.to_owned())],
+            ..HarnessOptions::default()
+        },
+    )
+    .await;
+    let created = harness
+        .agents()
+        .create_agent_settings(pb::CreateAgentSettingsRequest {
+            agent_settings: Some(pb::AgentSettings {
+                phone_numbers: vec![DRAINED_NUMBER.into()],
+                fallback: Some(pb::Fallback {
+                    message: DRAINED_MESSAGE.into(),
+                    action: pb::fallback::Action::HangUp.into(),
+                }),
+                ..agent()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // A caller who never hangs up: only the sidecar's drain can end this call.
+    let mut spec = CallSpec::inbound(harness.voice_url(), ACCOUNT_SID, TWILIO_AUTH_TOKEN)
+        .with_script(TalkScript::saying(AudioSource::hello_en()));
+    spec.to = DRAINED_NUMBER.into();
+    let call = fake.place_inbound_call(spec);
+
+    // Both turns are stored before SIGTERM.
+    let talked = harness
+        .agent_session_where(&created.id, Duration::from_secs(30), |s| {
+            s.conversation.len() >= 2
+        })
+        .await;
+    assert!(
+        talked.is_some(),
+        "the call's turns are stored: {:?}\n{}",
+        call.record(),
+        harness.logs()
+    );
+    assert!(
+        !call.is_finished(),
+        "the call goes on: {:?}\n{}",
+        call.record(),
+        harness.logs()
+    );
+
+    harness.sidecar.signal_terminate();
+
+    // The grace runs out with the call still on: the control plane redirects it to the
+    // agent's fallback — its message, then a hang-up.
+    let record = tokio::time::timeout(Duration::from_secs(60), call.finished())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the drained call did not end: {:?}\n{}",
+                call.record(),
+                harness.logs()
+            )
+        });
+    let stream = record
+        .stream()
+        .unwrap_or_else(|| panic!("no media stream: {record:?}"));
+    assert_eq!(
+        stream.end,
+        Some(StreamEnd::Redirected),
+        "the stream ended by the fallback's redirect, not cut: {record:?}\n{}",
+        harness.logs()
+    );
+    let path = format!(
+        "/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{}.json",
+        record.call_sid
+    );
+    let redirects: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .collect();
+    let [redirect] = redirects.as_slice() else {
+        panic!("one redirect of the call expected: {:?}", fake.requests());
+    };
+    assert!(
+        redirect.authorized && redirect.status == 200,
+        "{redirect:?}"
+    );
+    let last = record.documents.last().expect("documents");
+    assert_eq!(last.origin, "update", "{record:?}");
+    let connect = record
+        .verbs
+        .iter()
+        .position(|verb| matches!(verb, Verb::Connect { .. }))
+        .unwrap_or_else(|| panic!("no <Connect>: {record:?}"));
+    assert_eq!(
+        record.verbs[connect + 1..],
+        [
+            Verb::Say {
+                text: DRAINED_MESSAGE.into(),
+                voice: None,
+                language: None
+            },
+            Verb::Hangup
+        ],
+        "the caller hears the agent's fallback: {record:?}"
+    );
+    assert_eq!(record.end, Some(CallEnd::Hangup));
+
+    // The session: ended `sidecar_drained`, every item stored in order, the fallback
+    // last.
+    let stored = harness
+        .agent_session_where(&created.id, Duration::from_secs(30), |s| {
+            s.end_reason == "sidecar_drained" && s.conversation.len() >= 3
+        })
+        .await
+        .unwrap_or_else(|| panic!("the session was not recorded drained\n{}", harness.logs()));
+    assert_eq!(stored.status, pb::CallStatus::Failed as i32, "{stored:?}");
+    assert_eq!(
+        stored.error.as_ref().map(|e| e.code.as_str()),
+        Some("sidecar.drained"),
+        "{stored:?}"
+    );
+    assert_eq!(stored.twilio_call_sid, record.call_sid);
+    let seqs: Vec<u64> = stored.conversation.iter().map(|i| i.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let said = |role: pb::ConversationRole, text: &str| {
+        stored
+            .conversation
+            .iter()
+            .any(|i| i.role == role as i32 && i.text == text)
+    };
+    assert!(
+        said(pb::ConversationRole::User, CALLER_SAYS)
+            && said(pb::ConversationRole::Assistant, ASSISTANT_SAYS),
+        "both turns stored: {:?}",
+        stored.conversation
+    );
+    let last = stored.conversation.last().expect("items");
+    assert_eq!(
+        (last.role, last.kind, last.text.as_str()),
+        (
+            pb::ConversationRole::System as i32,
+            pb::ConversationItemKind::Note as i32,
+            "fallback: sidecar_drained"
+        ),
+        "{stored:?}"
+    );
+
+    // The sidecar closed the realtime session itself, and exits cleanly, having seen
+    // the cut call end through the control plane.
+    let closed = eventually(Duration::from_secs(15), || {
+        let ended = openai.records().last().and_then(|s| s.ended);
+        async move { ended }
+    })
+    .await;
+    assert_eq!(closed.as_deref(), Some("client closed"));
+    let sidecar = &mut harness.sidecar;
+    let exited = eventually(Duration::from_secs(40), || {
+        let status = sidecar.exit_status();
+        async move { status }
+    })
+    .await;
+    let logs = harness.logs();
+    let Some(status) = exited else {
+        panic!("the sidecar did not exit after the drain\n{logs}");
+    };
+    assert!(
+        status.success(),
+        "the sidecar exits with 0 after draining: {status}\n{logs}"
+    );
+    assert!(
+        harness
+            .sidecar
+            .output()
+            .contains("cut calls ended through the control plane"),
+        "no cut call was left unfinished\n{logs}"
     );
 }
 

@@ -98,7 +98,7 @@ pub enum EndKind {
     /// The Twilio socket sent nothing for `CallLimits::twilio_idle_timeout_ms`: it is
     /// dead without having closed.
     TwilioIdle,
-    /// The control plane sent `Command::HangUp`, or the driver hung up (drain).
+    /// The control plane sent `Command::HangUp` (an operator hung up).
     HungUp,
     /// The call was handed to humans (`Command::HandOff`, `CallCore::hand_off`, or a
     /// Twilio `stop` while the model's transfer was in progress).
@@ -110,6 +110,23 @@ pub enum EndKind {
     OpenAiUnavailable,
     /// OpenAI reported a fatal error (`session_expired`, our `session.update` refused).
     OpenAiFailed,
+    /// The sidecar is shutting down and its drain grace ran out with the call still on
+    /// (`CallCore::on_drained`): the caller is sent to the agent's fallback.
+    Drained,
+}
+
+// === impl EndKind ===
+
+impl EndKind {
+    /// True for the ends whose caller is sent to the agent's fallback: the model is gone
+    /// ([`EndKind::OpenAiUnavailable`], [`EndKind::OpenAiFailed`]) or the sidecar drained
+    /// the call ([`EndKind::Drained`]).
+    pub fn needs_fallback(self) -> bool {
+        matches!(
+            self,
+            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed | EndKind::Drained
+        )
+    }
 }
 
 // === impl Actions ===
@@ -206,12 +223,10 @@ impl End {
         )
     }
 
-    /// True when the caller should hear the agent's fallback (the model is gone while
-    /// the caller is still on the line).
+    /// True when the caller should hear the agent's fallback (the model is gone, or the
+    /// sidecar drained the call, while the caller is still on the line): the control
+    /// plane redirects the call, so the driver leaves the Twilio socket to Twilio.
     pub fn needs_fallback(&self) -> bool {
-        matches!(
-            self.kind,
-            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed
-        )
+        self.kind.needs_fallback()
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Inputs are methods — a Twilio text frame ([`CallCore::on_twilio_text`]), an OpenAI
 //! event ([`CallCore::on_openai_text`]), a control-plane message
-//! ([`CallCore::on_control`]), a tick ([`CallCore::on_tick`]), a closed socket — and
+//! ([`CallCore::on_control`]), a tick ([`CallCore::on_tick`]), a closed socket, the
+//! sidecar's drain running out of grace ([`CallCore::on_drained`]) — and
 //! each fills a caller-provided [`Actions`]. The core decides everything a call decides:
 //! relaying audio both ways with the base64 untouched, barge-in from echoed marks, the
 //! conversation log and its acks, tool calls, the greeting, usage, handoff, and how the
@@ -56,6 +57,11 @@ pub use timers::DEFAULT_GOODBYE;
 /// Longest free text (a reason, an error message) the core puts in a request: keeps
 /// the requests that are always kept small.
 const MAX_REQUEST_TEXT: usize = 1_024;
+
+/// The end reason of a call the sidecar's drain ended ([`CallCore::on_drained`]).
+pub const DRAINED_END_REASON: &str = "sidecar_drained";
+/// The error code recorded with it.
+pub const DRAINED_ERROR_CODE: &str = "sidecar.drained";
 
 #[cfg(test)]
 mod tests;
@@ -281,11 +287,30 @@ impl CallCore {
         self.flush_control(now_ms, out);
     }
 
-    /// Ends the call now (drain, an operator): status completed with `reason` (default
+    /// Ends the call now (an operator): status completed with `reason` (default
     /// `hung_up`). Nothing happens if the call has already ended.
     pub fn hang_up(&mut self, reason: &str, now_ms: u64, out: &mut Actions) {
         let reason = if reason.is_empty() { "hung_up" } else { reason };
         self.end_call(Ending::new(EndKind::HungUp, reason), now_ms, out);
+    }
+
+    /// The sidecar is shutting down and its drain grace ran out with this call still on:
+    /// the call ends [`EndKind::Drained`] (`sidecar_drained`, error `sidecar.drained`)
+    /// the way a model outage ends it — a fallback item is logged, a `FallbackRequest`
+    /// carrying the end reason asks the control plane to redirect the live call to the
+    /// agent's fallback, the Realtime socket is closed, and the final status (`failed`,
+    /// or `handed-off` when the fallback transfers) waits for the answer. A refused
+    /// fallback hangs up (`Actions::close_twilio`). Nothing happens if the call has
+    /// already ended.
+    pub fn on_drained(&mut self, now_ms: u64, out: &mut Actions) {
+        let ending = Ending::failed(
+            EndKind::Drained,
+            DRAINED_END_REASON,
+            DRAINED_ERROR_CODE.to_owned(),
+            "the media sidecar shut down and its drain grace ran out with the call still on"
+                .to_owned(),
+        );
+        self.end_call(ending, now_ms, out);
     }
 
     /// The grace period for settling is over: queues the final status even though some
@@ -359,11 +384,9 @@ impl CallCore {
         }
         self.release_held_transcripts(now_ms, out);
         let fallback = self.agent.fallback.clone().unwrap_or_default();
-        let model_gone = matches!(
-            ending.kind,
-            EndKind::OpenAiUnavailable | EndKind::OpenAiFailed
-        );
-        let transfer = model_gone
+        // The model is gone (or about to be: a drain closes its socket with the call).
+        let to_fallback = ending.kind.needs_fallback();
+        let transfer = to_fallback
             && fallback.action() == fallback::Action::Transfer
             && self.agent.handoff_target.is_some();
         let status = match ending.kind {
@@ -371,6 +394,7 @@ impl CallCore {
             _ if transfer => CallStatus::HandedOff,
             EndKind::OpenAiUnavailable
             | EndKind::OpenAiFailed
+            | EndKind::Drained
             | EndKind::TwilioClosed
             | EndKind::TwilioIdle => CallStatus::Failed,
             EndKind::CallerHungUp | EndKind::HungUp | EndKind::MaxDuration => CallStatus::Completed,
@@ -379,12 +403,12 @@ impl CallCore {
             // Twilio ended the stream for the redirect before the answer came.
             self.log_model_handoff(now_ms, out);
         }
-        // Nobody waits for these any more: the model is gone.
+        // Nobody waits for these any more: the model is gone (or goes with the end).
         self.transfer = None;
         self.tools.clear();
         self.outbox.drop_requests(RequestKind::Transfer);
         self.outbox.drop_requests(RequestKind::ToolCall);
-        if let (true, Some(error)) = (model_gone, &ending.error) {
+        if let (true, Some(error)) = (to_fallback, &ending.error) {
             self.log(
                 log::fallback(&ending.end_reason, error, now_ms),
                 now_ms,
@@ -395,6 +419,12 @@ impl CallCore {
                 message: Some(Out::Fallback(FallbackRequest {
                     error: Some(capped_error(error)),
                     request_id: request_id.clone(),
+                    // Empty for a model outage: the control plane records `ai_unavailable`.
+                    end_reason: if ending.kind == EndKind::Drained {
+                        ending.end_reason.clone()
+                    } else {
+                        String::new()
+                    },
                 })),
             };
             // Always kept: at most one per call.
@@ -415,7 +445,7 @@ impl CallCore {
             status,
             end_reason: ending.end_reason.clone(),
             error: ending.error.clone(),
-            fallback: model_gone.then_some(fallback),
+            fallback: to_fallback.then_some(fallback),
             handoff_target,
         });
         let request_id = self.next_request_id("status");

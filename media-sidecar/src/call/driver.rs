@@ -15,6 +15,10 @@
 //!   with full jitter (`call/backoff.rs`), while the audio goes on; meanwhile the core
 //!   keeps everything it must say in its outbox, and sends it once the new `CallConfig`
 //!   has arrived. A stream that lets its queue fill up counts as broken.
+//! - **A drain that runs out of grace** raises the drain's cut signal
+//!   (`drain.rs`, [`CutSignal`](crate::drain::CutSignal)), which the loop watches: the
+//!   core hears it ([`CallCore::on_drained`]) and ends the call through the control
+//!   plane — the agent's fallback, `sidecar_drained` — as for a model outage.
 //! - **After the end**, the loop runs until the control plane has answered the final
 //!   status, acknowledged the whole log, and Twilio has closed the socket: at
 //!   [`END_GRACE`] it stops waiting for Twilio and forces the status out (ahead of
@@ -331,6 +335,13 @@ impl Relay<'_> {
         // the barge-in math subtracts these times (mark echo → `speech_started`), and a
         // stamp taken before an idle wait is early by that wait.
         let clock = self.clock;
+        // Raised when the sidecar's drain grace runs out with this call still on (at once
+        // if it already has); heard once. One future for the whole loop: nothing to set
+        // up again per frame.
+        let mut cut = self.state.drain.cut_signal();
+        let drain_cut = cut.cut();
+        tokio::pin!(drain_cut);
+        let mut cut_heard = false;
         loop {
             out.clear();
             // When a peer's frame arrived, for the relay-latency histogram: from there
@@ -351,6 +362,13 @@ impl Relay<'_> {
                 },
                 () = reconnect_due(self.control_down), if self.control.is_none() && self.control_down.is_some() => {
                     self.reconnect(core, out).await;
+                }
+                () = &mut drain_cut, if !cut_heard => {
+                    cut_heard = true;
+                    if !core.is_ended() {
+                        tracing::warn!("drain grace elapsed: sending the call to its fallback");
+                    }
+                    core.on_drained(clock.now_ms(), out);
                 }
                 message = twilio_rx.next(), if self.twilio_open => match message {
                     Some(Ok(Message::Text(text))) => {

@@ -1091,7 +1091,9 @@ pub struct CallSession {
     /// Highest stored `seq` (0 when the conversation is empty).
     #[prost(uint64, tag = "13")]
     pub last_seq: u64,
-    /// Why the call ended, e.g. `caller_hung_up`, `handed_off`, `max_duration`.
+    /// Why the call ended, e.g. `caller_hung_up`, `handed_off`, `max_duration`,
+    /// `ai_unavailable` (the AI was unavailable: the caller got the fallback),
+    /// `sidecar_drained` (the sidecar shut down with the call still on: the fallback too).
     #[prost(string, tag = "14")]
     pub end_reason: ::prost::alloc::string::String,
     /// Set when the call failed.
@@ -2398,19 +2400,25 @@ pub struct TransferRequest {
     #[prost(string, tag = "3")]
     pub request_id: ::prost::alloc::string::String,
 }
-/// The AI is unavailable for this call (the Realtime API refused or dropped the
-/// connection). The control plane redirects the live call to the agent's fallback —
-/// its message, then a transfer to the handoff target or a hang-up — and ends the
-/// session `handed-off` or `failed` with `error` recorded. With a `request_id`, it
-/// answers with a `RequestAnswer`: accepted once Twilio took the redirect, refused when
-/// it did not (the session then ends `failed`; the sidecar hangs up).
+/// The AI cannot go on with this call: the Realtime API refused or dropped the
+/// connection, or the sidecar carrying the call is shutting down and its drain grace ran
+/// out. The control plane redirects the live call to the agent's fallback — its
+/// message, then a transfer to the handoff target or a hang-up — and ends the session
+/// `handed-off` or `failed` with `end_reason` and `error` recorded. With a `request_id`,
+/// it answers with a `RequestAnswer`: accepted once Twilio took the redirect, refused
+/// when it did not (the session then ends `failed`; the sidecar hangs up).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FallbackRequest {
+    /// Defaults to `openai.unavailable` (`sidecar.drained` for a drained call).
     #[prost(message, optional, tag = "1")]
     pub error: ::core::option::Option<CallError>,
     /// As `TransferRequest.request_id`.
     #[prost(string, tag = "2")]
     pub request_id: ::prost::alloc::string::String,
+    /// The end reason recorded: `sidecar_drained` when a sidecar's drain ran out of grace;
+    /// empty means `ai_unavailable`.
+    #[prost(string, tag = "3")]
+    pub end_reason: ::prost::alloc::string::String,
 }
 /// First message on a stream.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -1,12 +1,14 @@
-//! The requests a call stream answers: the model's transfer to humans, the
-//! AI-unavailable fallback, and the sidecar's final status. Each is decided here and
+//! The requests a call stream answers: the model's transfer to humans, the fallback
+//! (the AI is unavailable, or the sidecar drained the call), and the sidecar's final
+//! status. Each is decided here and
 //! answered with a `RequestAnswer` (accepted; refused with the reason; or retry later
 //! when the store is unavailable) by `stream.rs`, through the ledger for the first two.
 //!
 //! Copies are harmless even across a control-plane restart, which empties the ledger:
 //! a redirect ends the session, so a copy that finds the session already ended the way
 //! the request would have ended it is answered accepted without asking Twilio again —
-//! a handed-off call for a transfer, an `ai_unavailable` end for a fallback. A status
+//! a handed-off call for a transfer, an end with the fallback's own end reason
+//! (`ai_unavailable`, `sidecar_drained`) for a fallback. A status
 //! goes through the status machine, where a repeat changes nothing.
 
 use switchboard_proto::v1 as pb;
@@ -17,8 +19,13 @@ use super::super::{handoff_reason, Services, NO_HANDOFF_TARGET};
 use crate::domain::{CallError, CallSession, CallStatus, StatusChange};
 use crate::store::StoreError;
 
-/// The end reason of a call sent to its fallback.
+/// The end reason of a call sent to its fallback because the AI is unavailable: what a
+/// `FallbackRequest` without an end reason records.
 pub(super) const FALLBACK_END_REASON: &str = "ai_unavailable";
+
+/// The end reason of a call a sidecar's drain ended: its grace ran out with the call
+/// still on, and the caller was sent to the fallback.
+pub(super) const DRAINED_END_REASON: &str = "sidecar_drained";
 
 /// An answer, without its request id, and whether copies of the request may reuse it.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,19 +137,32 @@ pub(super) async fn transfer(
     Decision::accepted()
 }
 
-/// The AI is gone: redirect the live call to the agent's fallback and end the session
-/// `ai_unavailable`. When Twilio does not take the redirect the session ends `failed`
-/// and the answer is refused, so the sidecar hangs up rather than leave the caller in
-/// silence.
+/// The AI cannot go on with the call (it is gone, or the sidecar carrying the call
+/// drained it): redirect the live call to the agent's fallback and end the session with
+/// the request's end reason (`ai_unavailable` when it has none). When Twilio does not
+/// take the redirect the session ends `failed` and the answer is refused, so the sidecar
+/// hangs up rather than leave the caller in silence.
 pub(super) async fn fallback(
     services: &Services,
     call_id: &str,
     request: &pb::FallbackRequest,
 ) -> Decision {
+    let end_reason = if request.end_reason.is_empty() {
+        FALLBACK_END_REASON
+    } else {
+        request.end_reason.as_str()
+    };
     let error = call_error_from_pb(request.error.clone()).or_else(|| {
-        Some(CallError {
-            code: "openai.unavailable".into(),
-            message: "the realtime api is unavailable".into(),
+        Some(if end_reason == DRAINED_END_REASON {
+            CallError {
+                code: "sidecar.drained".into(),
+                message: "the media sidecar shut down with the call still on".into(),
+            }
+        } else {
+            CallError {
+                code: "openai.unavailable".into(),
+                message: "the realtime api is unavailable".into(),
+            }
         })
     });
     let session = match services.store.get_session(call_id).await {
@@ -150,7 +170,7 @@ pub(super) async fn fallback(
         Err(e) => return Decision::from_store(call_id, &e),
     };
     if !session.is_live() {
-        return ended_already(&session, session.end_reason == FALLBACK_END_REASON);
+        return ended_already(&session, session.end_reason == end_reason);
     }
     // Without the agent (a store hiccup) the built-in apology still beats silence.
     let agent = services
@@ -162,11 +182,11 @@ pub(super) async fn fallback(
     match services.redirect_live_call(&session, &redirect).await {
         Ok(()) => {
             match services
-                .end_redirected(&session, &redirect, FALLBACK_END_REASON, error)
+                .end_redirected(&session, &redirect, end_reason, error)
                 .await
             {
                 Ok(ended) => {
-                    tracing::warn!(status = %ended.status, "ai unavailable: call redirected to its fallback");
+                    tracing::warn!(status = %ended.status, end_reason, "call redirected to its fallback");
                 }
                 Err(status) => {
                     tracing::error!(code = ?status.code(), "fallback played, but its status was not recorded: {}", status.message());
@@ -181,7 +201,7 @@ pub(super) async fn fallback(
             );
             let change = StatusChange {
                 status: CallStatus::Failed,
-                end_reason: FALLBACK_END_REASON.to_owned(),
+                end_reason: end_reason.to_owned(),
                 error,
                 twilio_call_sid: String::new(),
             };

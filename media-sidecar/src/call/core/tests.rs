@@ -17,6 +17,7 @@ use super::{Actions, CallCore, CallLimits};
 
 mod barge_in;
 mod control;
+mod drain;
 mod lifecycle;
 mod link;
 mod relay;
