@@ -11,7 +11,10 @@
 //! - **The database is killed (`kill -9`) for 20 s and started again on the same
 //!   data.** The calls go on throughout — turns are taken and answered while it is
 //!   down — and once it is back every conversation is stored whole, each item once,
-//!   and every session ends completed. The test runs a SecantusDB of its own, storing
+//!   and every session ends completed — although the control planes' orphan timeout
+//!   is set far shorter than the outage, so every call's lease lapses while nobody can
+//!   renew it: the sweeper waits for the database to be back for a whole timeout, by
+//!   which time the leases are renewed, and ends nothing. The test runs a SecantusDB of its own, storing
 //!   on disk with commits synced (see [`SecantusServer`]); SecantusDB reopens its data
 //!   intact after a `kill -9`, which its own tests and this one's checks rely on.
 //!
@@ -58,6 +61,9 @@ const ANSWERS: [&str; 2] = ["First answer.", "Second answer."];
 const FALLBACK_ANSWER: &str = "Go on.";
 /// How long the database is down.
 const OUTAGE: Duration = Duration::from_secs(20);
+/// The control planes' orphan timeout in the outage tests: its leases (¾ of it) lapse
+/// several times over while the database is down.
+const ORPHAN_TIMEOUT: Duration = Duration::from_secs(5);
 /// When, into the outage, the callers of one sidecar hang up: well before it ends, so
 /// their sidecar gives up waiting for the log before the database is back (`END_GRACE`,
 /// 15 s) and must still deliver it afterwards.
@@ -108,9 +114,14 @@ fn answer(index: usize) -> &'static str {
     ANSWERS.get(index).copied().unwrap_or(FALLBACK_ANSWER)
 }
 
-async fn start_cluster(mongodb_uri: &str, openai: &OpenAiSim) -> Cluster {
+async fn start_cluster(
+    mongodb_uri: &str,
+    openai: &OpenAiSim,
+    control_plane_env: Vec<(&'static str, String)>,
+) -> Cluster {
     let options = ClusterOptions {
         sidecars_reach_every_replica: true,
+        control_plane_env,
         ..ClusterOptions::default()
     };
     Cluster::start_with(
@@ -343,7 +354,7 @@ async fn a_replica_killed_mid_call_hands_its_calls_and_watchers_to_the_other() {
         ..SimConfig::for_test()
     })
     .await;
-    let mut cluster = start_cluster(&uri, &openai).await;
+    let mut cluster = start_cluster(&uri, &openai, Vec::new()).await;
     let agent_id = create_agent(&cluster, 1).await;
     let of_agent = pb::WatchCallEventsRequest {
         agent_id: agent_id.clone(),
@@ -505,7 +516,13 @@ async fn database_outage(uri_options: &str) {
     })
     .await;
     let uri = format!("{}{uri_options}", database.uri());
-    let cluster = start_cluster(&uri, &openai).await;
+    // Leases far shorter than the outage: every call's lapses while nobody can renew
+    // it, and the sweeper must not end them once the database is back.
+    let orphan_timeout = (
+        "SWITCHBOARD_ORPHAN_TIMEOUT",
+        format!("{}s", ORPHAN_TIMEOUT.as_secs()),
+    );
+    let cluster = start_cluster(&uri, &openai, vec![orphan_timeout]).await;
     let agent_id = create_agent(&cluster, 0).await;
     let of_agent = pb::WatchCallEventsRequest {
         agent_id: agent_id.clone(),
