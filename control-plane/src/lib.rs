@@ -179,7 +179,7 @@ pub async fn serve_with_store(
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
     };
-    server
+    let served = server
         // One span per RPC, named by its method; handlers add their own fields.
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         // Sidecars keep one connection for many call streams: detect dead peers.
@@ -206,8 +206,12 @@ pub async fn serve_with_store(
             HandoffServiceServer::new(HandoffApi::new(services)),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .await;
+    // Awaited, so its hold on the store is gone when this returns (the embedded
+    // store's file is released with the last handle), whichever way the server ended.
     keeper.abort();
+    let _ = keeper.await;
+    served?;
     // What the last requests published reaches the feed before the process goes.
     events.flush().await;
     drop(stop_metrics);
