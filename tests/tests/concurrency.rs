@@ -211,8 +211,9 @@ async fn a_hundred_simultaneous_calls_keep_their_own_agent_and_conversation() {
         );
         assert!(
             stream.heard.total_bytes >= ANSWER_MS * 8,
-            "call {index}: the caller heard the whole answer within {ANSWER_DEADLINE:?}: {:?}",
-            stream.heard.total_bytes
+            "call {index}: the caller heard the whole answer within {ANSWER_DEADLINE:?}: {:?}\n{record:?}\n{}",
+            stream.heard.total_bytes,
+            harness.logs()
         );
         assert_eq!(
             stream.end,

@@ -55,8 +55,10 @@ async fn keep_leases(services: &Services) {
 async fn sweep(services: &Services, metrics: &Metrics, holder: &str) {
     let liveness = &services.liveness;
     let mut tick = every(liveness.tick());
-    // Since when the store has answered every round, as far as this replica knows.
+    // Since when the store has answered every round, as far as this replica knows, and
+    // when it last answered.
     let mut reachable_since: Option<Instant> = None;
+    let mut last_answer: Option<Instant> = None;
     let mut acting = false;
     loop {
         tick.tick().await;
@@ -75,7 +77,16 @@ async fn sweep(services: &Services, metrics: &Metrics, holder: &str) {
                 continue;
             }
         };
-        let since = *reachable_since.get_or_insert_with(Instant::now);
+        // A driver may wait for a server that went away rather than fail: an answer
+        // that took rounds to come means the store was away meanwhile, and nobody could
+        // renew a lease either.
+        let answered = Instant::now();
+        if last_answer.is_some_and(|last| answered - last > liveness.tick() * 2) {
+            tracing::warn!("orphan sweeper paused: the store was away");
+            reachable_since = None;
+        }
+        last_answer = Some(answered);
+        let since = *reachable_since.get_or_insert(answered);
         if held != acting {
             acting = held;
             tracing::info!(
