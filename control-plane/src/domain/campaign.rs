@@ -604,7 +604,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Campaign)>)> = vec![
+        type Change = Box<dyn FnOnce(&mut Campaign)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("name", Box::new(|c| c.name = " ".into())),
             ("agent_id", Box::new(|c| c.agent_id.clear())),
             ("from_numbers", Box::new(|c| c.from_numbers.clear())),
