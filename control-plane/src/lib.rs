@@ -1,5 +1,5 @@
-//! Switchboard's control plane: the system of record for calls and agents, and the
-//! gRPC services in front of it.
+//! Switchboard's control plane: the system of record for calls, agents and campaigns,
+//! and the gRPC services in front of it.
 //!
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the feed behind
