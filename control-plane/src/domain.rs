@@ -1,11 +1,12 @@
 //! The system-of-record model: agents, call sessions, their status machine and their
-//! conversation log, with the rules that keep them right.
+//! conversation log, campaigns, with the rules that keep them right.
 //!
 //! Nothing here knows about gRPC, BSON or files: `grpc::convert` maps the wire types to
 //! these, and every `Store` implementation persists them. Read `call_session` first.
 
 pub mod agent_settings;
 pub mod call_session;
+pub mod campaign;
 pub mod conversation;
 pub mod template;
 
@@ -18,6 +19,11 @@ pub use agent_settings::{
 pub use call_session::{
     CallDirection, CallError, CallSession, CallStatus, Customer, StatusChange, TransitionError,
     Usage,
+};
+pub use campaign::{
+    CallWindow, Campaign, CampaignAction, CampaignLimits, CampaignProgress, CampaignState,
+    CampaignTarget, CampaignTransitionError, DoNotCallEntry, Pacing, RetryPolicy, TargetOutcome,
+    TargetState,
 };
 pub use conversation::{AppendError, AppendPlan, ConversationItem, ItemKind, Role};
 

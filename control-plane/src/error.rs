@@ -47,6 +47,9 @@ pub fn store_error_code(e: &StoreError) -> ErrorCode {
         StoreError::VersionConflict { .. } => ErrorCode::Aborted,
         StoreError::Transition { .. } => ErrorCode::FailedPrecondition,
         StoreError::Append { .. } => ErrorCode::FailedPrecondition,
+        StoreError::CampaignTransition { .. } | StoreError::CampaignFinal { .. } => {
+            ErrorCode::FailedPrecondition
+        }
         StoreError::BadPageToken(_) => ErrorCode::InvalidArgument,
         StoreError::Unavailable(_) => ErrorCode::Unavailable,
         StoreError::Internal(_) => ErrorCode::Internal,

@@ -1,12 +1,13 @@
 //! The gRPC services: thin handlers that convert requests (`convert`), call the domain
 //! and the store, and convert replies. `auth` guards them with a bearer token.
 //!
-//! `CampaignService` is part of the contract but is not served yet: tonic answers its
-//! calls `UNIMPLEMENTED`, and reflection still lists it.
+//! `CampaignService` (`campaigns`) stores campaigns, their targets and the do-not-call
+//! list; the dispatcher that dials them is not built yet.
 
 pub mod agents;
 pub mod auth;
 pub mod call_channel;
+pub mod campaigns;
 pub mod convert;
 pub mod handoff;
 pub mod sessions;

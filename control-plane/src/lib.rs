@@ -1,5 +1,5 @@
-//! Switchboard's control plane: the system of record for calls and agents, and the
-//! gRPC services in front of it.
+//! Switchboard's control plane: the system of record for calls, agents and campaigns,
+//! and the gRPC services in front of it.
 //!
 //! Layout: `domain` holds the model and its rules; `store` persists it (embedded or
 //! MongoDB); `grpc` converts the wire types and serves them; `events` is the feed behind
@@ -33,6 +33,7 @@ use std::time::Duration;
 use switchboard_proto::v1::agent_settings_service_server::AgentSettingsServiceServer;
 use switchboard_proto::v1::call_channel_service_server::CallChannelServiceServer;
 use switchboard_proto::v1::call_session_service_server::CallSessionServiceServer;
+use switchboard_proto::v1::campaign_service_server::CampaignServiceServer;
 use switchboard_proto::v1::handoff_service_server::HandoffServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -44,6 +45,7 @@ use crate::config::{Config, StoreConfig};
 use crate::grpc::agents::AgentsApi;
 use crate::grpc::auth::BearerAuth;
 use crate::grpc::call_channel::CallChannelApi;
+use crate::grpc::campaigns::CampaignsApi;
 use crate::grpc::handoff::HandoffApi;
 use crate::grpc::sessions::SessionsApi;
 use crate::grpc::Services;
@@ -163,6 +165,13 @@ pub async fn serve_with_store(
     health_reporter
         .set_serving::<HandoffServiceServer<HandoffApi>>()
         .await;
+    health_reporter
+        .set_serving::<CampaignServiceServer<CampaignsApi>>()
+        .await;
+    let campaign_limits = domain::CampaignLimits {
+        // Twilio's CPS limits are small whole numbers: exact as f64.
+        max_calls_per_second: config.twilio.max_cps as f64,
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -200,6 +209,10 @@ pub async fn serve_with_store(
         .add_service(guard(
             &auth,
             CallChannelServiceServer::new(CallChannelApi::new(services.clone())),
+        ))
+        .add_service(guard(
+            &auth,
+            CampaignServiceServer::new(CampaignsApi::new(services.clone(), campaign_limits)),
         ))
         .add_service(guard(
             &auth,

@@ -8,6 +8,10 @@
 //! A session is read without its conversation, which is kept apart and read in
 //! pages (`list_items`), so a call of any length costs its session reads nothing.
 //! No BSON or file format crosses this boundary.
+//!
+//! Campaigns keep their targets apart too, one record per target, unique by
+//! (campaign, `target_key`) so an upload sent twice stores each target once; a campaign
+//! is read without them and its progress is counted per target state.
 
 pub mod embedded;
 pub mod mongo;
@@ -18,8 +22,9 @@ pub(crate) mod conformance;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AgentSettings, AppendError, CallDirection, CallSession, CallStatus, ConversationItem,
-    StatusChange, Timestamp, TransitionError, Usage,
+    AgentSettings, AppendError, CallDirection, CallSession, CallStatus, Campaign, CampaignAction,
+    CampaignProgress, CampaignState, CampaignTarget, CampaignTransitionError, ConversationItem,
+    DoNotCallEntry, StatusChange, TargetOutcome, TargetState, Timestamp, TransitionError, Usage,
 };
 
 pub use embedded::EmbeddedStore;
@@ -56,6 +61,18 @@ pub enum StoreError {
         call_id: String,
         source: AppendError,
         last_seq: u64,
+    },
+    /// The campaign state machine refused a change.
+    #[error("campaign {campaign_id}: {source}")]
+    CampaignTransition {
+        campaign_id: String,
+        source: CampaignTransitionError,
+    },
+    /// A final campaign takes no more targets.
+    #[error("campaign {campaign_id} is {state}: it takes no more targets")]
+    CampaignFinal {
+        campaign_id: String,
+        state: CampaignState,
     },
     #[error("invalid page token {0:?}")]
     BadPageToken(String),
@@ -277,4 +294,72 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
         until: Timestamp,
     ) -> StoreResult<bool>;
+
+    /// Stores a new campaign as given (id, version, state and times set by the caller).
+    async fn create_campaign(&self, campaign: Campaign) -> StoreResult<Campaign>;
+    async fn get_campaign(&self, id: &str) -> StoreResult<Campaign>;
+    /// Campaigns newest first, only those in `state` when one is given.
+    async fn list_campaigns(
+        &self,
+        state: Option<CampaignState>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Campaign>>;
+    /// Replaces the campaign's settings (not its state or `created_at`) if its stored
+    /// version is `campaign.version`; returns it with the version incremented and
+    /// `updated_at` set to `now`.
+    async fn update_campaign(&self, campaign: Campaign, now: Timestamp) -> StoreResult<Campaign>;
+    /// Applies `action` through `CampaignState::apply` atomically; a cancel also
+    /// cancels the campaign's pending and retry-wait targets. Bumps the version.
+    async fn change_campaign_state(
+        &self,
+        id: &str,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Campaign>;
+    /// Adds targets (ids and times set by the caller) to a campaign that is not final,
+    /// idempotently by `target_key`: one outcome per target, in order. A key seen
+    /// earlier in the same batch is a duplicate of that target.
+    async fn add_targets(
+        &self,
+        campaign_id: &str,
+        targets: Vec<CampaignTarget>,
+    ) -> StoreResult<Vec<TargetOutcome>>;
+    /// A campaign's targets in upload order, only those in `state` when one is given.
+    /// `NotFound` for an unknown campaign.
+    async fn list_targets(
+        &self,
+        campaign_id: &str,
+        state: Option<TargetState>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CampaignTarget>>;
+    /// How many of a campaign's targets are in each state.
+    async fn campaign_progress(&self, campaign_id: &str) -> StoreResult<CampaignProgress>;
+
+    /// Lists numbers (normalised E.164) on the do-not-call list; a number listed
+    /// already keeps its entry. Returns how many were new.
+    async fn add_do_not_call(&self, entries: Vec<DoNotCallEntry>) -> StoreResult<u64>;
+    /// Returns how many of `phones` were listed.
+    async fn remove_do_not_call(&self, phones: &[String]) -> StoreResult<u64>;
+    /// The list in number order; the page token is the last number of the page.
+    async fn list_do_not_call(&self, page: &PageRequest) -> StoreResult<Page<DoNotCallEntry>>;
+    /// The entries of those of `phones` that are listed, in number order.
+    async fn check_do_not_call(&self, phones: &[String]) -> StoreResult<Vec<DoNotCallEntry>>;
+}
+
+/// Checks a do-not-call page token: a number, as the previous page ended with.
+pub(crate) fn check_phone_token(token: &str) -> StoreResult<()> {
+    if token.is_empty() || crate::domain::validate_e164("page_token", token).is_ok() {
+        Ok(())
+    } else {
+        Err(StoreError::BadPageToken(token.to_owned()))
+    }
+}
+
+/// Checks a target page token: the id of the previous page's last target.
+pub(crate) fn check_id_token(token: &str) -> StoreResult<()> {
+    if token.is_empty() || uuid::Uuid::parse_str(token).is_ok() {
+        Ok(())
+    } else {
+        Err(StoreError::BadPageToken(token.to_owned()))
+    }
 }

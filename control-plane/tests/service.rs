@@ -52,14 +52,15 @@ async fn with_a_token_every_rpc_but_health_needs_it() {
 }
 
 #[tokio::test]
-async fn campaigns_are_declared_but_unimplemented() {
+async fn campaigns_are_served() {
     use switchboard_proto::v1::campaign_service_client::CampaignServiceClient;
     let server = TestServer::start().await;
     let status = CampaignServiceClient::new(server.channel.clone())
         .create_campaign(pb::CreateCampaignRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "campaign: is required");
 }
 
 #[tokio::test]

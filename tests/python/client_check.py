@@ -491,15 +491,15 @@ def check_error_codes(
     )
     summary.append("unknown call session: NOT_FOUND")
     expect_code(
-        grpc.StatusCode.UNIMPLEMENTED,
-        "CampaignService.CreateCampaign",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "CampaignService.CreateCampaign without an agent",
         lambda: stubs.campaigns.CreateCampaign(
             campaign_pb.CreateCampaignRequest(campaign=campaign_pb.Campaign(name="check")),
             metadata=metadata,
             timeout=STEP_TIMEOUT_S,
         ),
     )
-    summary.append("CampaignService.CreateCampaign: UNIMPLEMENTED")
+    summary.append("CampaignService.CreateCampaign without an agent: INVALID_ARGUMENT")
     if token:
         for what, bad_metadata in [
             ("without a token", []),

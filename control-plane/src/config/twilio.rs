@@ -26,6 +26,10 @@ pub const ENV_VOICE_WEBHOOK_URL: &str = "SWITCHBOARD_VOICE_WEBHOOK_URL";
 /// The media sidecar's call-status webhook, the `StatusCallback` of placed calls.
 /// Default: the voice webhook URL with its last path segment `voice` replaced by `status`.
 pub const ENV_STATUS_WEBHOOK_URL: &str = "SWITCHBOARD_STATUS_WEBHOOK_URL";
+/// The account's outbound calls per second (Twilio's CPS limit, 1 unless raised). It
+/// bounds every campaign's pace: a campaign asking for more is refused.
+pub const ENV_TWILIO_MAX_CPS: &str = "SWITCHBOARD_TWILIO_MAX_CPS";
+pub const DEFAULT_TWILIO_MAX_CPS: usize = 1;
 
 /// Credentials and address of Twilio's REST API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub struct TwilioConfig {
     pub api_url: String,
     /// [`ENV_TWILIO_CA_FILE`].
     pub ca: Option<CaBundle>,
+    /// [`ENV_TWILIO_MAX_CPS`].
+    pub max_cps: usize,
 }
 
 /// An API key: its SID (not secret, it names the key) and its secret.
@@ -97,7 +103,13 @@ impl TwilioConfig {
         let ca = get(ENV_TWILIO_CA_FILE)
             .map(|path| CaBundle::load(ENV_TWILIO_CA_FILE, &PathBuf::from(path)))
             .transpose()?;
+        let max_cps = super::positive(
+            ENV_TWILIO_MAX_CPS,
+            get(ENV_TWILIO_MAX_CPS),
+            DEFAULT_TWILIO_MAX_CPS,
+        )?;
         Ok(TwilioConfig {
+            max_cps,
             account_sid,
             auth_token: auth_token.map(Secret::new),
             api_key,
@@ -256,6 +268,16 @@ mod tests {
         assert_eq!(credentials.password.expose(), "key-secret");
         let text = format!("{c:?}");
         assert!(!text.contains("key-secret") && !text.contains("token-for-signatures"));
+    }
+
+    #[test]
+    fn the_account_cps_defaults_to_one_and_must_be_a_positive_whole_number() {
+        assert_eq!(twilio(&[]).unwrap().max_cps, DEFAULT_TWILIO_MAX_CPS);
+        assert_eq!(twilio(&[(ENV_TWILIO_MAX_CPS, "25")]).unwrap().max_cps, 25);
+        for bad in ["0", "-1", "1.5", "many"] {
+            let err = twilio(&[(ENV_TWILIO_MAX_CPS, bad)]).unwrap_err();
+            assert_eq!(err.variable, ENV_TWILIO_MAX_CPS, "{bad}");
+        }
     }
 
     #[test]

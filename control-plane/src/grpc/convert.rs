@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use switchboard_proto::v1 as pb;
 
 use crate::domain::{
-    self, AgentMode, AgentSettings, CallDirection, CallError, CallSession, CallStatus,
-    ConversationItem, Customer, Fallback, FallbackAction, HandoffTarget, InputTranscription,
-    InvalidField, ItemKind, RealtimeProvider, Role, Timestamp, Tool, TurnDetection,
-    TurnDetectionType, Usage,
+    self, AgentMode, AgentSettings, CallDirection, CallError, CallSession, CallStatus, CallWindow,
+    Campaign, CampaignProgress, CampaignState, CampaignTarget, ConversationItem, Customer,
+    DoNotCallEntry, Fallback, FallbackAction, HandoffTarget, InputTranscription, InvalidField,
+    ItemKind, Pacing, RealtimeProvider, RetryPolicy, Role, TargetState, Timestamp, Tool,
+    TurnDetection, TurnDetectionType, Usage,
 };
 
 // === enums ===
@@ -488,6 +489,245 @@ pub(crate) fn session_to_pb(s: CallSession) -> pb::CallSession {
         updated_at: Some(timestamp_to_pb(s.updated_at)),
         usage: Some(usage_to_pb(s.usage)),
         sidecar_id: s.sidecar_id,
+    }
+}
+
+// === campaigns ===
+
+pub(crate) fn campaign_state_from_pb(
+    field: &str,
+    value: i32,
+) -> Result<Option<CampaignState>, InvalidField> {
+    use pb::CampaignState as P;
+    let state = match P::try_from(value).map_err(|_| unknown(field, value))? {
+        P::Unspecified => return Ok(None),
+        P::Scheduled => CampaignState::Scheduled,
+        P::Running => CampaignState::Running,
+        P::Paused => CampaignState::Paused,
+        P::Completed => CampaignState::Completed,
+        P::Canceled => CampaignState::Canceled,
+    };
+    Ok(Some(state))
+}
+
+fn campaign_state_to_pb(state: CampaignState) -> pb::CampaignState {
+    use pb::CampaignState as P;
+    match state {
+        CampaignState::Scheduled => P::Scheduled,
+        CampaignState::Running => P::Running,
+        CampaignState::Paused => P::Paused,
+        CampaignState::Completed => P::Completed,
+        CampaignState::Canceled => P::Canceled,
+    }
+}
+
+pub(crate) fn target_state_from_pb(
+    field: &str,
+    value: i32,
+) -> Result<Option<TargetState>, InvalidField> {
+    use pb::TargetState as P;
+    let state = match P::try_from(value).map_err(|_| unknown(field, value))? {
+        P::Unspecified => return Ok(None),
+        P::Pending => TargetState::Pending,
+        P::Dialing => TargetState::Dialing,
+        P::InCall => TargetState::InCall,
+        P::RetryWait => TargetState::RetryWait,
+        P::Done => TargetState::Done,
+        P::Failed => TargetState::Failed,
+        P::Canceled => TargetState::Canceled,
+        P::Skipped => TargetState::Skipped,
+    };
+    Ok(Some(state))
+}
+
+fn target_state_to_pb(state: TargetState) -> pb::TargetState {
+    use pb::TargetState as P;
+    match state {
+        TargetState::Pending => P::Pending,
+        TargetState::Dialing => P::Dialing,
+        TargetState::InCall => P::InCall,
+        TargetState::RetryWait => P::RetryWait,
+        TargetState::Done => P::Done,
+        TargetState::Failed => P::Failed,
+        TargetState::Canceled => P::Canceled,
+        TargetState::Skipped => P::Skipped,
+    }
+}
+
+/// Reads a campaign's settings from a request; `prefix` is its field path
+/// (`campaign`). Zero pacing and attempt values take the documented defaults;
+/// `from_numbers` wins over the legacy `from_number`. Server-owned fields (state,
+/// version, times) are left for the handler.
+pub(crate) fn campaign_from_pb(prefix: &str, c: pb::Campaign) -> Result<Campaign, InvalidField> {
+    let defaults = Pacing::default();
+    let pacing = c.pacing.map_or(defaults, |p| Pacing {
+        calls_per_second: if p.calls_per_second == 0.0 {
+            defaults.calls_per_second
+        } else {
+            p.calls_per_second
+        },
+        max_concurrent_calls: if p.max_concurrent_calls == 0 {
+            defaults.max_concurrent_calls
+        } else {
+            p.max_concurrent_calls
+        },
+    });
+    let window = c.window.map(|w| CallWindow {
+        time_zone: w.time_zone,
+        start_minute: w.start_minute,
+        end_minute: w.end_minute,
+        weekdays: w.weekdays,
+    });
+    let retry = match c.retry {
+        None => RetryPolicy::default(),
+        Some(r) => {
+            let mut retry_on = Vec::with_capacity(r.retry_on.len());
+            for (i, value) in r.retry_on.into_iter().enumerate() {
+                let field = format!("{prefix}.retry.retry_on[{i}]");
+                let status = call_status_from_pb(&field, value)?
+                    .ok_or_else(|| InvalidField::new(&field, "must name a status"))?;
+                retry_on.push(status);
+            }
+            RetryPolicy {
+                max_attempts: r.max_attempts.max(1),
+                retry_on,
+                backoff_ms: duration_ms_from_pb(
+                    &format!("{prefix}.retry.backoff"),
+                    r.backoff.as_ref(),
+                )?,
+            }
+        }
+    };
+    let from_numbers = if !c.from_numbers.is_empty() {
+        c.from_numbers
+    } else if !c.from_number.is_empty() {
+        vec![c.from_number]
+    } else {
+        Vec::new()
+    };
+    let start_at = c
+        .start_at
+        .as_ref()
+        .map(|t| timestamp_from_pb(&format!("{prefix}.start_at"), t))
+        .transpose()?;
+    let now = domain::now();
+    Ok(Campaign {
+        id: c.id,
+        name: c.name,
+        agent_id: c.agent_id,
+        from_numbers,
+        pacing,
+        window,
+        retry,
+        variables: c.variables.into_iter().collect(),
+        start_at,
+        state: CampaignState::Running,
+        version: c.version,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub(crate) fn progress_to_pb(p: CampaignProgress) -> pb::CampaignProgress {
+    pb::CampaignProgress {
+        total: p.total(),
+        pending: p.pending,
+        dialing: p.dialing,
+        done: p.done,
+        failed: p.failed,
+        canceled: p.canceled,
+        in_call: p.in_call,
+        retry_wait: p.retry_wait,
+        skipped: p.skipped,
+    }
+}
+
+/// A campaign, with its progress when it was counted.
+pub(crate) fn campaign_to_pb(c: Campaign, progress: Option<CampaignProgress>) -> pb::Campaign {
+    pb::Campaign {
+        id: c.id,
+        name: c.name,
+        agent_id: c.agent_id,
+        from_number: c.from_numbers.first().cloned().unwrap_or_default(),
+        from_numbers: c.from_numbers,
+        pacing: Some(pb::Pacing {
+            calls_per_second: c.pacing.calls_per_second,
+            max_concurrent_calls: c.pacing.max_concurrent_calls,
+        }),
+        window: c.window.map(|w| pb::CallWindow {
+            time_zone: w.time_zone,
+            start_minute: w.start_minute,
+            end_minute: w.end_minute,
+            weekdays: w.weekdays,
+        }),
+        retry: Some(pb::RetryPolicy {
+            max_attempts: c.retry.max_attempts,
+            retry_on: c
+                .retry
+                .retry_on
+                .into_iter()
+                .map(|s| call_status_to_pb(s) as i32)
+                .collect(),
+            backoff: duration_ms_to_pb(c.retry.backoff_ms),
+        }),
+        variables: c.variables.into_iter().collect(),
+        state: campaign_state_to_pb(c.state) as i32,
+        progress: progress.map(progress_to_pb),
+        created_at: Some(timestamp_to_pb(c.created_at)),
+        updated_at: Some(timestamp_to_pb(c.updated_at)),
+        start_at: c.start_at.map(timestamp_to_pb),
+        version: c.version,
+    }
+}
+
+/// Reads an uploaded target of `campaign_id`; what the caller supplies only (the
+/// state and attempt fields start afresh).
+pub(crate) fn target_from_pb(
+    campaign_id: &str,
+    t: pb::CampaignTarget,
+    now: Timestamp,
+) -> CampaignTarget {
+    let mut target = CampaignTarget::new(
+        domain::new_id(),
+        campaign_id.to_owned(),
+        t.target_key,
+        t.phone,
+        now,
+    );
+    target.name = t.name;
+    target.variables = t.variables.into_iter().collect();
+    target.time_zone = t.time_zone;
+    target
+}
+
+pub(crate) fn target_to_pb(t: CampaignTarget) -> pb::CampaignTarget {
+    pb::CampaignTarget {
+        id: t.id,
+        campaign_id: t.campaign_id,
+        phone: t.phone,
+        name: t.name,
+        variables: t.variables.into_iter().collect(),
+        state: target_state_to_pb(t.state) as i32,
+        attempts: t.attempts,
+        last_call_id: t.last_call_id,
+        last_call_status: t
+            .last_call_status
+            .map_or(pb::CallStatus::Unspecified, call_status_to_pb)
+            as i32,
+        next_attempt_at: t.next_attempt_at.map(timestamp_to_pb),
+        target_key: t.target_key,
+        time_zone: t.time_zone,
+        last_error: t.last_error.map(call_error_to_pb),
+        created_at: Some(timestamp_to_pb(t.created_at)),
+        updated_at: Some(timestamp_to_pb(t.updated_at)),
+    }
+}
+
+pub(crate) fn do_not_call_to_pb(e: DoNotCallEntry) -> pb::DoNotCallEntry {
+    pb::DoNotCallEntry {
+        phone: e.phone,
+        reason: e.reason,
+        created_at: Some(timestamp_to_pb(e.created_at)),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `#[tokio::test]`s for a store constructor, and `store_migration_suite!` the cases
 //! of a store's start-up migration for a fixture that writes its previous layout; see
 //! `embedded/tests.rs` and `mongo/tests.rs`. Conversation reads are in
-//! `conformance/conversation.rs`, the migration in `conformance/migration.rs`.
+//! `conformance/conversation.rs`, the migration in `conformance/migration.rs`,
+//! campaigns and the do-not-call list in `conformance/campaigns.rs`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use crate::domain::{
 
 use super::{PageRequest, SessionFilter, Store, StoreError, StreamAttachment};
 
+mod campaigns;
 mod conversation;
 mod leases;
 mod migration;
 
+pub(crate) use campaigns::*;
 pub(crate) use conversation::*;
 pub(crate) use leases::*;
 pub(crate) use migration::*;
@@ -605,6 +608,13 @@ macro_rules! store_conformance_suite {
             a_refused_batch_leaves_nothing_that_is_read,
             call_leases_expire_renew_and_leave_with_the_call,
             a_named_lease_has_one_holder_at_a_time,
+            campaigns_round_trip_and_update_with_versions,
+            campaigns_list_newest_first_filtered_by_state,
+            uploads_are_idempotent_by_target_key,
+            a_large_upload_is_stored_whole,
+            targets_list_in_upload_order_filtered_by_state,
+            state_changes_follow_the_machine_and_cancel_ends_waiting_targets,
+            the_do_not_call_list_is_unique_and_paged,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

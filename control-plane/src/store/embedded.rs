@@ -13,7 +13,9 @@
 //! is read without them, `live_leases` (session id → lease expiry in epoch ms, for
 //! the live sessions that have a lease: what the orphan sweeper scans), `leases`
 //! (cluster-wide leases by name; one process holds the file, so they only keep the
-//! contract) and `meta` (the file's format, see `embedded/format.rs`).
+//! contract) and `meta` (the file's format, see `embedded/format.rs`). Campaigns,
+//! their targets and the do-not-call list have tables of their own
+//! (`embedded/campaigns.rs`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,10 +29,12 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{
-    conversation::plan_append, AgentSettings, CallSession, ConversationItem, StatusChange,
-    Timestamp, Usage,
+    conversation::plan_append, AgentSettings, CallSession, Campaign, CampaignAction,
+    CampaignProgress, CampaignState, CampaignTarget, ConversationItem, DoNotCallEntry,
+    StatusChange, TargetOutcome, TargetState, Timestamp, Usage,
 };
 
+mod campaigns;
 mod format;
 
 use super::{
@@ -83,6 +87,7 @@ impl EmbeddedStore {
         txn.open_table(ITEMS).map_err(internal)?;
         txn.open_table(LIVE_LEASES).map_err(internal)?;
         txn.open_table(LEASES).map_err(internal)?;
+        campaigns::open_tables(&txn)?;
         if let Some(upgrade) = format::upgrade(&txn)? {
             tracing::info!(
                 path = %path.display(),
@@ -789,6 +794,93 @@ impl Store for EmbeddedStore {
             Ok(free)
         })
         .await
+    }
+
+    async fn create_campaign(&self, campaign: Campaign) -> StoreResult<Campaign> {
+        self.write(move |txn| campaigns::create(txn, campaign))
+            .await
+    }
+
+    async fn get_campaign(&self, id: &str) -> StoreResult<Campaign> {
+        let id = id.to_owned();
+        self.read(move |txn| campaigns::get(txn, &id)).await
+    }
+
+    async fn list_campaigns(
+        &self,
+        state: Option<CampaignState>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Campaign>> {
+        let page = page.clone();
+        self.read(move |txn| campaigns::list(txn, state, &page))
+            .await
+    }
+
+    async fn update_campaign(&self, campaign: Campaign, now: Timestamp) -> StoreResult<Campaign> {
+        self.write(move |txn| campaigns::update(txn, campaign, now))
+            .await
+    }
+
+    async fn change_campaign_state(
+        &self,
+        id: &str,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let id = id.to_owned();
+        self.write(move |txn| campaigns::change_state(txn, &id, action, now))
+            .await
+    }
+
+    async fn add_targets(
+        &self,
+        campaign_id: &str,
+        targets: Vec<CampaignTarget>,
+    ) -> StoreResult<Vec<TargetOutcome>> {
+        let campaign_id = campaign_id.to_owned();
+        self.write(move |txn| campaigns::add_targets(txn, &campaign_id, targets))
+            .await
+    }
+
+    async fn list_targets(
+        &self,
+        campaign_id: &str,
+        state: Option<TargetState>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CampaignTarget>> {
+        let campaign_id = campaign_id.to_owned();
+        let page = page.clone();
+        self.read(move |txn| campaigns::list_targets(txn, &campaign_id, state, &page))
+            .await
+    }
+
+    async fn campaign_progress(&self, campaign_id: &str) -> StoreResult<CampaignProgress> {
+        let campaign_id = campaign_id.to_owned();
+        self.read(move |txn| campaigns::progress(txn, &campaign_id))
+            .await
+    }
+
+    async fn add_do_not_call(&self, entries: Vec<DoNotCallEntry>) -> StoreResult<u64> {
+        self.write(move |txn| campaigns::add_do_not_call(txn, entries))
+            .await
+    }
+
+    async fn remove_do_not_call(&self, phones: &[String]) -> StoreResult<u64> {
+        let phones = phones.to_vec();
+        self.write(move |txn| campaigns::remove_do_not_call(txn, &phones))
+            .await
+    }
+
+    async fn list_do_not_call(&self, page: &PageRequest) -> StoreResult<Page<DoNotCallEntry>> {
+        let page = page.clone();
+        self.read(move |txn| campaigns::list_do_not_call(txn, &page))
+            .await
+    }
+
+    async fn check_do_not_call(&self, phones: &[String]) -> StoreResult<Vec<DoNotCallEntry>> {
+        let phones = phones.to_vec();
+        self.read(move |txn| campaigns::check_do_not_call(txn, &phones))
+            .await
     }
 }
 

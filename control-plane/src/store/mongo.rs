@@ -16,7 +16,8 @@
 //!
 //! The document structs are private and camelCase (`mongo/documents.rs`), read leniently
 //! so the original system's documents decode too (`mongo/legacy.rs`); no BSON type
-//! crosses the [`Store`] trait. Pages are cut in `mongo/paging.rs`. Read `store.rs` for
+//! crosses the [`Store`] trait. Pages are cut in `mongo/paging.rs`. Campaigns, their
+//! targets and the do-not-call list are in `mongo/campaigns.rs`. Read `store.rs` for
 //! the contract and `conformance.rs` for the suite this store passes.
 
 use std::fmt;
@@ -31,9 +32,12 @@ use mongodb::options::ReturnDocument;
 use mongodb::{Client, Collection};
 
 use crate::domain::{
-    AgentSettings, CallSession, CallStatus, ConversationItem, StatusChange, Timestamp, Usage,
+    AgentSettings, CallSession, CallStatus, Campaign, CampaignAction, CampaignProgress,
+    CampaignState, CampaignTarget, ConversationItem, DoNotCallEntry, StatusChange, TargetOutcome,
+    TargetState, Timestamp, Usage,
 };
 
+mod campaigns;
 mod conversation;
 mod documents;
 mod indexes;
@@ -43,6 +47,7 @@ mod paging;
 
 pub use migration::MigrationReport;
 
+use campaigns::Campaigns;
 use conversation::{Conversations, ITEMS, ITEM_FIELDS};
 use documents::*;
 use indexes::WantedIndex;
@@ -120,6 +125,7 @@ pub struct MongoStore {
     sessions: Collection<SessionDoc>,
     conversations: Conversations,
     leases: Collection<Document>,
+    campaigns: Campaigns,
     migration: MigrationState,
 }
 
@@ -164,6 +170,7 @@ impl MongoStore {
                 append_round_trips: Arc::new(AtomicU64::new(0)),
             },
             leases: db.collection(LEASES),
+            campaigns: Campaigns::new(&db),
             migration,
         };
         store.create_indexes().await?;
@@ -240,7 +247,8 @@ impl MongoStore {
             &item_indexes,
             ITEM_FIELDS,
         )
-        .await
+        .await?;
+        self.campaigns.create_indexes().await
     }
 
     /// A session document as read: one still in the previous layout has its
@@ -747,6 +755,72 @@ impl Store for MongoStore {
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(driver_error("acquire lease", name, e)),
         }
+    }
+
+    async fn create_campaign(&self, campaign: Campaign) -> StoreResult<Campaign> {
+        self.campaigns.create(campaign).await
+    }
+
+    async fn get_campaign(&self, id: &str) -> StoreResult<Campaign> {
+        self.campaigns.get(id).await
+    }
+
+    async fn list_campaigns(
+        &self,
+        state: Option<CampaignState>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Campaign>> {
+        self.campaigns.list(state, page).await
+    }
+
+    async fn update_campaign(&self, campaign: Campaign, now: Timestamp) -> StoreResult<Campaign> {
+        self.campaigns.update(campaign, now).await
+    }
+
+    async fn change_campaign_state(
+        &self,
+        id: &str,
+        action: CampaignAction,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        self.campaigns.change_state(id, action, now).await
+    }
+
+    async fn add_targets(
+        &self,
+        campaign_id: &str,
+        targets: Vec<CampaignTarget>,
+    ) -> StoreResult<Vec<TargetOutcome>> {
+        self.campaigns.add_targets(campaign_id, targets).await
+    }
+
+    async fn list_targets(
+        &self,
+        campaign_id: &str,
+        state: Option<TargetState>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CampaignTarget>> {
+        self.campaigns.list_targets(campaign_id, state, page).await
+    }
+
+    async fn campaign_progress(&self, campaign_id: &str) -> StoreResult<CampaignProgress> {
+        self.campaigns.progress(campaign_id).await
+    }
+
+    async fn add_do_not_call(&self, entries: Vec<DoNotCallEntry>) -> StoreResult<u64> {
+        self.campaigns.add_do_not_call(entries).await
+    }
+
+    async fn remove_do_not_call(&self, phones: &[String]) -> StoreResult<u64> {
+        self.campaigns.remove_do_not_call(phones).await
+    }
+
+    async fn list_do_not_call(&self, page: &PageRequest) -> StoreResult<Page<DoNotCallEntry>> {
+        self.campaigns.list_do_not_call(page).await
+    }
+
+    async fn check_do_not_call(&self, phones: &[String]) -> StoreResult<Vec<DoNotCallEntry>> {
+        self.campaigns.check_do_not_call(phones).await
     }
 }
 

@@ -85,6 +85,7 @@ fn api(url: &str, api_key: Option<ApiKey>) -> HttpTwilioApi {
         api_key,
         api_url: url.to_owned(),
         ca: None,
+        max_cps: 1,
     };
     HttpTwilioApi::from_config(&config, reqwest::Client::new())
         .unwrap()

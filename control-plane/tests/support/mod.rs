@@ -13,6 +13,7 @@ pub use switchboard_proto::v1 as pb;
 pub use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
 pub use switchboard_proto::v1::call_channel_service_client::CallChannelServiceClient;
 pub use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
+pub use switchboard_proto::v1::campaign_service_client::CampaignServiceClient;
 pub use switchboard_proto::v1::connect_request::Message as In;
 pub use switchboard_proto::v1::connect_response::Message as Out;
 pub use switchboard_proto::v1::open_inbound_call_response::Route;
@@ -105,6 +106,10 @@ impl TestServer {
             }
         })
         .await
+    }
+
+    pub fn campaigns(&self) -> CampaignServiceClient<Channel> {
+        CampaignServiceClient::new(self.channel.clone())
     }
 
     pub fn calls(&self) -> CallChannelServiceClient<Channel> {

@@ -3145,7 +3145,8 @@ pub mod call_channel_service_server {
 }
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct Pacing {
-    /// New calls per second across the campaign; 0 means 1.
+    /// New calls per second across the campaign; 0 means 1. At most the account's limit
+    /// (the control plane's `SWITCHBOARD_TWILIO_MAX_CPS`).
     #[prost(double, tag = "1")]
     pub calls_per_second: f64,
     /// Calls of this campaign live at once; 0 means 10.
@@ -3155,10 +3156,11 @@ pub struct Pacing {
 /// When calls may be placed, in the callee's local time.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CallWindow {
-    /// IANA zone, e.g. `Asia/Tokyo`.
+    /// IANA zone, e.g. `Asia/Tokyo`; a target's own `time_zone` wins.
     #[prost(string, tag = "1")]
     pub time_zone: ::prost::alloc::string::String,
-    /// Minutes after local midnight.
+    /// Minutes after local midnight; the window is \[start_minute, end_minute), and
+    /// `end_minute` (at most 1440) must be after `start_minute`.
     #[prost(uint32, tag = "2")]
     pub start_minute: u32,
     #[prost(uint32, tag = "3")]
@@ -3172,7 +3174,7 @@ pub struct RetryPolicy {
     /// Attempts per target including the first; 0 means 1.
     #[prost(uint32, tag = "1")]
     pub max_attempts: u32,
-    /// Final call statuses that are retried (busy, no-answer, failed).
+    /// Final failure statuses that are retried: busy, no-answer, failed only.
     #[prost(enumeration = "CallStatus", repeated, tag = "2")]
     pub retry_on: ::prost::alloc::vec::Vec<i32>,
     #[prost(message, optional, tag = "3")]
@@ -3202,8 +3204,24 @@ pub struct CampaignTarget {
     pub last_call_id: ::prost::alloc::string::String,
     #[prost(enumeration = "CallStatus", tag = "9")]
     pub last_call_status: i32,
+    /// When the next attempt is due (state RETRY_WAIT).
     #[prost(message, optional, tag = "10")]
     pub next_attempt_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The caller's key for the target, unique within the campaign (at most 200
+    /// characters); empty means the phone number. Uploads are idempotent by it.
+    #[prost(string, tag = "11")]
+    pub target_key: ::prost::alloc::string::String,
+    /// IANA zone of the callee; overrides the campaign window's zone.
+    #[prost(string, tag = "12")]
+    pub time_zone: ::prost::alloc::string::String,
+    /// Why the last attempt failed or the target was skipped: a Twilio error code, the
+    /// final call status, or the skip reason (e.g. `campaign.do_not_call`).
+    #[prost(message, optional, tag = "13")]
+    pub last_error: ::core::option::Option<CallError>,
+    #[prost(message, optional, tag = "14")]
+    pub created_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "15")]
+    pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CampaignProgress {
@@ -3219,6 +3237,12 @@ pub struct CampaignProgress {
     pub failed: u64,
     #[prost(uint64, tag = "6")]
     pub canceled: u64,
+    #[prost(uint64, tag = "7")]
+    pub in_call: u64,
+    #[prost(uint64, tag = "8")]
+    pub retry_wait: u64,
+    #[prost(uint64, tag = "9")]
+    pub skipped: u64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Campaign {
@@ -3228,7 +3252,8 @@ pub struct Campaign {
     pub name: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub agent_id: ::prost::alloc::string::String,
-    /// E.164 caller id the calls are placed from.
+    /// E.164 caller id the calls are placed from: the first of `from_numbers`. A request
+    /// may set either; when both are set, `from_numbers` wins.
     #[prost(string, tag = "4")]
     pub from_number: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "5")]
@@ -3251,12 +3276,24 @@ pub struct Campaign {
     pub created_at: ::core::option::Option<::prost_types::Timestamp>,
     #[prost(message, optional, tag = "12")]
     pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The caller-id pool calls are placed from (E.164, at least one).
+    #[prost(string, repeated, tag = "13")]
+    pub from_numbers: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// No call is placed before it; the campaign is SCHEDULED until then.
+    #[prost(message, optional, tag = "14")]
+    pub start_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Bumped by every change; `UpdateCampaign` may name the version it read.
+    #[prost(int64, tag = "15")]
+    pub version: i64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CreateCampaignRequest {
-    /// `id`, `state`, `progress` and the times are ignored.
+    /// `id`, `state`, `progress`, `version` and the times `created_at`/`updated_at` are
+    /// ignored.
     #[prost(message, optional, tag = "1")]
     pub campaign: ::core::option::Option<Campaign>,
+    /// First targets, at most 10,000; each must be valid (the request is refused
+    /// otherwise, naming the field). Later uploads go through `AddCampaignTargets`.
     #[prost(message, repeated, tag = "2")]
     pub targets: ::prost::alloc::vec::Vec<CampaignTarget>,
 }
@@ -3314,6 +3351,125 @@ pub struct CancelCampaignRequest {
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AddCampaignTargetsRequest {
+    #[prost(string, tag = "1")]
+    pub campaign_id: ::prost::alloc::string::String,
+    /// At most 10,000. `id`, `campaign_id`, `state` and the attempt fields are ignored.
+    #[prost(message, repeated, tag = "2")]
+    pub targets: ::prost::alloc::vec::Vec<CampaignTarget>,
+}
+/// What became of one uploaded target.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TargetResult {
+    #[prost(oneof = "target_result::Result", tags = "1, 2, 3")]
+    pub result: ::core::option::Option<target_result::Result>,
+}
+/// Nested message and enum types in `TargetResult`.
+pub mod target_result {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Result {
+        /// Stored: the new target's id.
+        #[prost(string, tag = "1")]
+        AcceptedId(::prost::alloc::string::String),
+        /// The campaign holds this `target_key` already: that target's id.
+        #[prost(string, tag = "2")]
+        DuplicateOfId(::prost::alloc::string::String),
+        /// Refused; `field` names it (`targets\[3\].phone`).
+        #[prost(message, tag = "3")]
+        Invalid(super::InvalidTarget),
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct InvalidTarget {
+    #[prost(string, tag = "1")]
+    pub field: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AddCampaignTargetsResponse {
+    /// One per request target, in request order.
+    #[prost(message, repeated, tag = "1")]
+    pub results: ::prost::alloc::vec::Vec<TargetResult>,
+    #[prost(uint32, tag = "2")]
+    pub accepted: u32,
+    #[prost(uint32, tag = "3")]
+    pub duplicates: u32,
+    #[prost(uint32, tag = "4")]
+    pub invalid: u32,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateCampaignRequest {
+    /// `id` names the campaign; the fields named in `update_mask` are copied from it.
+    #[prost(message, optional, tag = "1")]
+    pub campaign: ::core::option::Option<Campaign>,
+    /// Updatable: `name`, `pacing`, `window`, `retry`, `from_numbers` (or `from_number`),
+    /// `variables`, `start_at`. Required.
+    #[prost(message, optional, tag = "2")]
+    pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DoNotCallEntry {
+    /// E.164.
+    #[prost(string, tag = "1")]
+    pub phone: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "3")]
+    pub created_at: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddDoNotCallRequest {
+    /// E.164 numbers; numbers listed already keep their entry.
+    #[prost(string, repeated, tag = "1")]
+    pub phones: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddDoNotCallResponse {
+    /// Numbers that were not listed before.
+    #[prost(uint32, tag = "1")]
+    pub added: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RemoveDoNotCallRequest {
+    #[prost(string, repeated, tag = "1")]
+    pub phones: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RemoveDoNotCallResponse {
+    /// Numbers that were listed.
+    #[prost(uint32, tag = "1")]
+    pub removed: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListDoNotCallRequest {
+    #[prost(uint32, tag = "1")]
+    pub page_size: u32,
+    #[prost(string, tag = "2")]
+    pub page_token: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListDoNotCallResponse {
+    /// In number order.
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<DoNotCallEntry>,
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CheckDoNotCallRequest {
+    #[prost(string, repeated, tag = "1")]
+    pub phones: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CheckDoNotCallResponse {
+    /// The entries of the requested numbers that are listed.
+    #[prost(message, repeated, tag = "1")]
+    pub listed: ::prost::alloc::vec::Vec<DoNotCallEntry>,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum CampaignState {
@@ -3322,6 +3478,8 @@ pub enum CampaignState {
     Paused = 2,
     Completed = 3,
     Canceled = 4,
+    /// Waiting for `start_at`.
+    Scheduled = 5,
 }
 impl CampaignState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -3335,6 +3493,7 @@ impl CampaignState {
             Self::Paused => "CAMPAIGN_STATE_PAUSED",
             Self::Completed => "CAMPAIGN_STATE_COMPLETED",
             Self::Canceled => "CAMPAIGN_STATE_CANCELED",
+            Self::Scheduled => "CAMPAIGN_STATE_SCHEDULED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -3345,6 +3504,7 @@ impl CampaignState {
             "CAMPAIGN_STATE_PAUSED" => Some(Self::Paused),
             "CAMPAIGN_STATE_COMPLETED" => Some(Self::Completed),
             "CAMPAIGN_STATE_CANCELED" => Some(Self::Canceled),
+            "CAMPAIGN_STATE_SCHEDULED" => Some(Self::Scheduled),
             _ => None,
         }
     }
@@ -3359,6 +3519,10 @@ pub enum TargetState {
     Done = 4,
     Failed = 5,
     Canceled = 6,
+    /// The call was answered and is in progress.
+    InCall = 7,
+    /// Never dialed: on the do-not-call list, or otherwise excluded (see `last_error`).
+    Skipped = 8,
 }
 impl TargetState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -3374,6 +3538,8 @@ impl TargetState {
             Self::Done => "TARGET_STATE_DONE",
             Self::Failed => "TARGET_STATE_FAILED",
             Self::Canceled => "TARGET_STATE_CANCELED",
+            Self::InCall => "TARGET_STATE_IN_CALL",
+            Self::Skipped => "TARGET_STATE_SKIPPED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -3386,6 +3552,8 @@ impl TargetState {
             "TARGET_STATE_DONE" => Some(Self::Done),
             "TARGET_STATE_FAILED" => Some(Self::Failed),
             "TARGET_STATE_CANCELED" => Some(Self::Canceled),
+            "TARGET_STATE_IN_CALL" => Some(Self::InCall),
+            "TARGET_STATE_SKIPPED" => Some(Self::Skipped),
             _ => None,
         }
     }
@@ -3641,6 +3809,169 @@ pub mod campaign_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Adds up to 10,000 targets to a campaign. Idempotent by `target_key`: a target whose
+        /// key the campaign holds already is reported as a duplicate, not stored twice. Each
+        /// target gets its own result, in request order, so one bad number never rejects the
+        /// rest of the upload.
+        pub async fn add_campaign_targets(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AddCampaignTargetsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AddCampaignTargetsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/AddCampaignTargets",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "switchboard.v1.CampaignService",
+                        "AddCampaignTargets",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Changes a campaign's name, pacing, window, retry policy or caller ids; the change
+        /// applies to calls not yet placed, also while the campaign runs.
+        pub async fn update_campaign(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpdateCampaignRequest>,
+        ) -> std::result::Result<tonic::Response<super::Campaign>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/UpdateCampaign",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchboard.v1.CampaignService", "UpdateCampaign"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// The account-wide do-not-call list: no campaign dials a number on it.
+        pub async fn add_do_not_call(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AddDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AddDoNotCallResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/AddDoNotCall",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchboard.v1.CampaignService", "AddDoNotCall"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn remove_do_not_call(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RemoveDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RemoveDoNotCallResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/RemoveDoNotCall",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchboard.v1.CampaignService", "RemoveDoNotCall"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list_do_not_call(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListDoNotCallResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/ListDoNotCall",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchboard.v1.CampaignService", "ListDoNotCall"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn check_do_not_call(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CheckDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CheckDoNotCallResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/CheckDoNotCall",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchboard.v1.CampaignService", "CheckDoNotCall"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -3690,6 +4021,52 @@ pub mod campaign_service_server {
             &self,
             request: tonic::Request<super::CancelCampaignRequest>,
         ) -> std::result::Result<tonic::Response<super::Campaign>, tonic::Status>;
+        /// Adds up to 10,000 targets to a campaign. Idempotent by `target_key`: a target whose
+        /// key the campaign holds already is reported as a duplicate, not stored twice. Each
+        /// target gets its own result, in request order, so one bad number never rejects the
+        /// rest of the upload.
+        async fn add_campaign_targets(
+            &self,
+            request: tonic::Request<super::AddCampaignTargetsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AddCampaignTargetsResponse>,
+            tonic::Status,
+        >;
+        /// Changes a campaign's name, pacing, window, retry policy or caller ids; the change
+        /// applies to calls not yet placed, also while the campaign runs.
+        async fn update_campaign(
+            &self,
+            request: tonic::Request<super::UpdateCampaignRequest>,
+        ) -> std::result::Result<tonic::Response<super::Campaign>, tonic::Status>;
+        /// The account-wide do-not-call list: no campaign dials a number on it.
+        async fn add_do_not_call(
+            &self,
+            request: tonic::Request<super::AddDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AddDoNotCallResponse>,
+            tonic::Status,
+        >;
+        async fn remove_do_not_call(
+            &self,
+            request: tonic::Request<super::RemoveDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RemoveDoNotCallResponse>,
+            tonic::Status,
+        >;
+        async fn list_do_not_call(
+            &self,
+            request: tonic::Request<super::ListDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListDoNotCallResponse>,
+            tonic::Status,
+        >;
+        async fn check_do_not_call(
+            &self,
+            request: tonic::Request<super::CheckDoNotCallRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CheckDoNotCallResponse>,
+            tonic::Status,
+        >;
     }
     /// Creates and steers outbound call campaigns.
     #[derive(Debug)]
@@ -4077,6 +4454,285 @@ pub mod campaign_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = CancelCampaignSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/AddCampaignTargets" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddCampaignTargetsSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::UnaryService<super::AddCampaignTargetsRequest>
+                    for AddCampaignTargetsSvc<T> {
+                        type Response = super::AddCampaignTargetsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AddCampaignTargetsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::add_campaign_targets(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddCampaignTargetsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/UpdateCampaign" => {
+                    #[allow(non_camel_case_types)]
+                    struct UpdateCampaignSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::UnaryService<super::UpdateCampaignRequest>
+                    for UpdateCampaignSvc<T> {
+                        type Response = super::Campaign;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::UpdateCampaignRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::update_campaign(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UpdateCampaignSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/AddDoNotCall" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddDoNotCallSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::UnaryService<super::AddDoNotCallRequest>
+                    for AddDoNotCallSvc<T> {
+                        type Response = super::AddDoNotCallResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AddDoNotCallRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::add_do_not_call(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddDoNotCallSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/RemoveDoNotCall" => {
+                    #[allow(non_camel_case_types)]
+                    struct RemoveDoNotCallSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::UnaryService<super::RemoveDoNotCallRequest>
+                    for RemoveDoNotCallSvc<T> {
+                        type Response = super::RemoveDoNotCallResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RemoveDoNotCallRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::remove_do_not_call(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RemoveDoNotCallSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/ListDoNotCall" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListDoNotCallSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::UnaryService<super::ListDoNotCallRequest>
+                    for ListDoNotCallSvc<T> {
+                        type Response = super::ListDoNotCallResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListDoNotCallRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::list_do_not_call(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListDoNotCallSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/CheckDoNotCall" => {
+                    #[allow(non_camel_case_types)]
+                    struct CheckDoNotCallSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::UnaryService<super::CheckDoNotCallRequest>
+                    for CheckDoNotCallSvc<T> {
+                        type Response = super::CheckDoNotCallResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CheckDoNotCallRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::check_do_not_call(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CheckDoNotCallSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
