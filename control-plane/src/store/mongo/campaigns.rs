@@ -34,7 +34,7 @@ const DO_NOT_CALL: &str = "do_not_call";
 const CAMPAIGN: &str = "campaign";
 
 /// The top-level fields every document of each collection carries.
-const CAMPAIGN_FIELDS: &[&str] = &[
+pub(super) const CAMPAIGN_FIELDS: &[&str] = &[
     "_id",
     "name",
     "agentId",
@@ -49,7 +49,7 @@ const CAMPAIGN_FIELDS: &[&str] = &[
     "createdAt",
     "updatedAt",
 ];
-const TARGET_FIELDS: &[&str] = &[
+pub(super) const TARGET_FIELDS: &[&str] = &[
     "_id",
     "campaignId",
     "targetKey",
@@ -66,7 +66,7 @@ const TARGET_FIELDS: &[&str] = &[
     "createdAt",
     "updatedAt",
 ];
-const DO_NOT_CALL_FIELDS: &[&str] = &["_id", "reason", "createdAt"];
+pub(super) const DO_NOT_CALL_FIELDS: &[&str] = &["_id", "reason", "createdAt"];
 
 /// The campaign collections.
 #[derive(Clone)]

@@ -243,4 +243,20 @@ fn the_lists_of_written_fields_match_the_documents_written() {
     let mut item_doc = bson::to_document(&StoredItemDoc::new("call-1", item)).unwrap();
     item_doc.insert("_id", bson::oid::ObjectId::new()); // added by the driver
     assert_eq!(sorted(item_doc), expected(ITEM_FIELDS));
+
+    use super::campaigns::{CAMPAIGN_FIELDS, DO_NOT_CALL_FIELDS, TARGET_FIELDS};
+    use crate::store::conformance::{campaign, target};
+    let campaign_doc = bson::to_document(&campaign("Fields")).unwrap();
+    assert_eq!(sorted(campaign_doc), expected(CAMPAIGN_FIELDS));
+    let target_doc = bson::to_document(&target("c1", "k")).unwrap();
+    assert_eq!(sorted(target_doc), expected(TARGET_FIELDS));
+    let entry = crate::domain::DoNotCallEntry {
+        phone: "+819012345678".into(),
+        reason: String::new(),
+        created_at: crate::domain::now(),
+    };
+    assert_eq!(
+        sorted(bson::to_document(&entry).unwrap()),
+        expected(DO_NOT_CALL_FIELDS)
+    );
 }
