@@ -261,6 +261,26 @@ impl Services {
             })
     }
 
+    /// Sends a live call to its agent's fallback (the apology, or the human target;
+    /// the built-in apology when the agent cannot be read, which still beats silence)
+    /// and ends its session with `reason`. `Err` when Twilio did not take the redirect:
+    /// nothing was recorded, and what to do instead is the caller's choice.
+    pub(crate) async fn send_to_fallback(
+        &self,
+        session: &CallSession,
+        reason: &str,
+        error: Option<domain::CallError>,
+    ) -> Result<Result<CallSession, tonic::Status>, RedirectError> {
+        let agent = self
+            .agent_or_default(&session.agent_id)
+            .await
+            .ok()
+            .flatten();
+        let redirect = crate::redirect::fallback(agent.as_ref());
+        self.redirect_live_call(session, &redirect).await?;
+        Ok(self.end_redirected(session, &redirect, reason, error).await)
+    }
+
     /// Records where a redirected call went and ends its session.
     pub(crate) async fn end_redirected(
         &self,

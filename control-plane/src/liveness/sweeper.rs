@@ -253,19 +253,13 @@ async fn send_to_fallback(
     reason: &str,
     error: CallError,
 ) -> bool {
-    let agent = services
-        .agent_or_default(&session.agent_id)
+    match services
+        .send_to_fallback(session, reason, Some(error.clone()))
         .await
-        .ok()
-        .flatten();
-    let redirect = crate::redirect::fallback(agent.as_ref());
-    match services.redirect_live_call(session, &redirect).await {
-        Ok(()) => {
+    {
+        Ok(ended) => {
             tracing::warn!(reason, "orphaned call sent to its fallback");
-            match services
-                .end_redirected(session, &redirect, reason, Some(error))
-                .await
-            {
+            match ended {
                 Ok(_) => true,
                 Err(status) => {
                     tracing::warn!(code = ?status.code(), "orphaned call redirected, its end not recorded: {}", status.message());

@@ -172,19 +172,12 @@ pub(super) async fn fallback(
     if !session.is_live() {
         return ended_already(&session, session.end_reason == end_reason);
     }
-    // Without the agent (a store hiccup) the built-in apology still beats silence.
-    let agent = services
-        .agent_or_default(&session.agent_id)
+    match services
+        .send_to_fallback(&session, end_reason, error.clone())
         .await
-        .ok()
-        .flatten();
-    let redirect = crate::redirect::fallback(agent.as_ref());
-    match services.redirect_live_call(&session, &redirect).await {
-        Ok(()) => {
-            match services
-                .end_redirected(&session, &redirect, end_reason, error)
-                .await
-            {
+    {
+        Ok(ended) => {
+            match ended {
                 Ok(ended) => {
                     tracing::warn!(status = %ended.status, end_reason, "call redirected to its fallback");
                 }
