@@ -134,7 +134,15 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// [`crate::liveness::ENV_ORPHAN_TIMEOUT`].
     pub orphan_timeout: Duration,
+    /// [`ENV_CAMPAIGN_MAX_LIVE_CALLS`] and [`ENV_CAMPAIGN_INBOUND_RESERVE`].
+    pub campaign_load: crate::campaigns::LoadCeiling,
 }
+
+/// Campaigns dial only while the system's live calls stay below this many, less the
+/// inbound reserve; unset means no ceiling.
+pub const ENV_CAMPAIGN_MAX_LIVE_CALLS: &str = "SWITCHBOARD_CAMPAIGN_MAX_LIVE_CALLS";
+/// Live calls kept free for inbound callers under the ceiling (default 0).
+pub const ENV_CAMPAIGN_INBOUND_RESERVE: &str = "SWITCHBOARD_CAMPAIGN_INBOUND_RESERVE";
 
 /// A setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +267,22 @@ impl Config {
         let metrics_addr = events::parse_metrics_addr(get(ENV_METRICS_ADDR))?;
         let orphan_timeout =
             events::parse_orphan_timeout(get(crate::liveness::ENV_ORPHAN_TIMEOUT))?;
+        let campaign_load = crate::campaigns::LoadCeiling {
+            max_live_calls: get(ENV_CAMPAIGN_MAX_LIVE_CALLS)
+                .map(|v| positive(ENV_CAMPAIGN_MAX_LIVE_CALLS, Some(v), 0))
+                .transpose()?,
+            inbound_reserve: match get(ENV_CAMPAIGN_INBOUND_RESERVE) {
+                None => 0,
+                Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                    error(
+                        ENV_CAMPAIGN_INBOUND_RESERVE,
+                        format!("{v:?} is not a whole number"),
+                    )
+                })?,
+            },
+        };
         Ok(Config {
+            campaign_load,
             orphan_timeout,
             grpc_addr,
             store,

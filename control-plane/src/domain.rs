@@ -23,7 +23,7 @@ pub use call_session::{
 pub use campaign::{
     CallWindow, Campaign, CampaignAction, CampaignLimits, CampaignProgress, CampaignState,
     CampaignTarget, CampaignTransitionError, DoNotCallEntry, Pacing, RetryPolicy, TargetOutcome,
-    TargetState,
+    TargetState, TargetTake, TargetUpdate,
 };
 pub use conversation::{AppendError, AppendPlan, ConversationItem, ItemKind, Role};
 

@@ -2,7 +2,7 @@
 //! and the store, and convert replies. `auth` guards them with a bearer token.
 //!
 //! `CampaignService` (`campaigns`) stores campaigns, their targets and the do-not-call
-//! list; the dispatcher that dials them is not built yet.
+//! list; the dispatcher that dials them is `crate::campaigns`.
 
 pub mod agents;
 pub mod auth;
@@ -97,6 +97,13 @@ impl Services {
             .map_err(store_status)?;
         if let Some(previous) = outcome.previous {
             self.publish_status(&outcome.session, Some(previous)).await;
+            // A campaign's target follows its call; the dispatcher's reconcile round
+            // catches up if this fails.
+            if let Err(e) =
+                crate::campaigns::follow_call(self.store.as_ref(), &outcome.session).await
+            {
+                tracing::warn!(call_id = %call_id, error = %e, "campaign target did not follow its call");
+            }
         }
         Ok(outcome.session)
     }

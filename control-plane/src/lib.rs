@@ -12,6 +12,7 @@
 //! it on `127.0.0.1:0`.
 
 pub mod admin;
+pub mod campaigns;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -135,12 +136,29 @@ pub async fn serve_with_store(
         default_agent_id: config.default_agent_id.clone(),
         tools: tools::ToolInvoker::with_client(config.tool_signing_secret.clone(), tool_client)
             .with_limits(config.tool_limits),
-        twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio, twilio_client)
+        twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio, twilio_client.clone())
             .map(|api| Arc::new(api) as Arc<dyn twilio_api::TwilioApi>),
         webhooks: config.webhooks.clone(),
         liveness: liveness::Liveness::new(config.orphan_timeout),
     };
     let keeper = liveness::spawn(services.clone(), metrics.clone());
+    let dispatcher = campaigns::spawn(
+        services.clone(),
+        campaigns::DispatchConfig {
+            // Twilio's CPS limits are small whole numbers: exact as f64.
+            account_cps: config.twilio.max_cps as f64,
+            ceiling: config.campaign_load,
+            // Once: a refused creation is retried by the dispatcher, at its pace.
+            twilio: twilio_api::HttpTwilioApi::from_config(&config.twilio, twilio_client.clone())
+                .map(|api| {
+                    let once = twilio_api::RetryPolicy {
+                        max_attempts: 1,
+                        ..twilio_api::RetryPolicy::default()
+                    };
+                    Arc::new(api.with_retry(once)) as Arc<dyn twilio_api::TwilioApi>
+                }),
+        },
+    );
     let mut server = Server::builder();
     match &config.tls {
         Some(tls) => {
@@ -223,7 +241,9 @@ pub async fn serve_with_store(
     // Awaited, so its hold on the store is gone when this returns (the embedded
     // store's file is released with the last handle), whichever way the server ended.
     keeper.abort();
+    dispatcher.abort();
     let _ = keeper.await;
+    let _ = dispatcher.await;
     served?;
     // What the last requests published reaches the feed before the process goes.
     events.flush().await;

@@ -24,7 +24,8 @@ use async_trait::async_trait;
 use crate::domain::{
     AgentSettings, AppendError, CallDirection, CallSession, CallStatus, Campaign, CampaignAction,
     CampaignProgress, CampaignState, CampaignTarget, CampaignTransitionError, ConversationItem,
-    DoNotCallEntry, StatusChange, TargetOutcome, TargetState, Timestamp, TransitionError, Usage,
+    DoNotCallEntry, StatusChange, TargetOutcome, TargetState, TargetTake, TargetUpdate, Timestamp,
+    TransitionError, Usage,
 };
 
 pub use embedded::EmbeddedStore;
@@ -334,6 +335,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<Page<CampaignTarget>>;
     /// How many of a campaign's targets are in each state.
     async fn campaign_progress(&self, campaign_id: &str) -> StoreResult<CampaignProgress>;
+    /// One target. `NotFound` when the campaign has no such target.
+    async fn get_target(&self, campaign_id: &str, target_id: &str) -> StoreResult<CampaignTarget>;
+    /// The campaign's targets due at `now` (pending or waiting for a retry, with no
+    /// `next_attempt_at` or one not after `now`), soonest due first and in upload order
+    /// among equals, at most `limit`.
+    async fn due_targets(
+        &self,
+        campaign_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<CampaignTarget>>;
+    /// Applies `take` to a target (see `campaign::apply_take`) atomically, only while it
+    /// is in a due state with `attempts` used: the target after the change, or `None`
+    /// when it had changed (another dispatcher took it, the campaign was canceled).
+    /// This is what makes each attempt dialled at most once.
+    async fn take_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        attempts: u32,
+        take: &TargetTake,
+        now: Timestamp,
+    ) -> StoreResult<Option<CampaignTarget>>;
+    /// Records `update` (see `campaign::apply_update`) atomically, only while the target
+    /// is dialing or in a call and its current call is `call_id`. True when recorded.
+    async fn update_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        call_id: &str,
+        update: &TargetUpdate,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// How many of the campaign's targets are dialing or in a call: its slots in use.
+    async fn count_active_targets(&self, campaign_id: &str) -> StoreResult<u64>;
+    /// Scheduled → running once its `start_at` is not after `now`. True when changed.
+    async fn start_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Running → completed when none of its targets is pending, waiting for a retry,
+    /// dialing or in a call; atomic with uploads, so a target added meanwhile keeps it
+    /// running. True when changed.
+    async fn complete_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
+    /// How many live sessions hold a liveness lease: the calls sidecars carry and the
+    /// outbound calls still ringing (the load campaigns yield to).
+    async fn count_leased_calls(&self) -> StoreResult<u64>;
 
     /// Lists numbers (normalised E.164) on the do-not-call list; a number listed
     /// already keeps its entry. Returns how many were new.

@@ -159,6 +159,9 @@ pub struct CallSession {
     pub twilio_call_sid: String,
     pub twilio_stream_sid: String,
     pub campaign_id: String,
+    /// The campaign target this call is an attempt for (with `campaign_id`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub campaign_target_id: String,
     /// Highest stored `seq`, 0 when the conversation is empty. The items themselves
     /// are read apart from the session (`Store::list_items`): a long call's
     /// conversation is far larger than the rest of its record.
@@ -223,6 +226,7 @@ impl CallSession {
             twilio_call_sid: String::new(),
             twilio_stream_sid: String::new(),
             campaign_id: String::new(),
+            campaign_target_id: String::new(),
             last_seq: 0,
             end_reason: String::new(),
             error: None,

@@ -8,7 +8,13 @@
 //! is camelCase, ids under `_id` and times in epoch milliseconds, so one form serves
 //! the embedded store's JSON and MongoDB's documents, and times sort as numbers).
 //!
-//! The dispatcher that dials campaigns is not built yet: targets wait in `Pending`.
+//! `attempts` holds what happens to one target as it is dialled, `window` when a
+//! callee may be called; the dispatcher that applies them is `crate::campaigns`.
+
+pub mod attempts;
+pub mod window;
+
+pub use attempts::{after_call, apply_take, apply_update, TargetTake, TargetUpdate, DO_NOT_CALL};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -29,6 +29,15 @@ use crate::domain::{
 use crate::error::{invalid, required, store_status};
 use crate::store::PageRequest;
 
+/// The stream `WatchCampaign` answers.
+pub type CampaignStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Campaign, Status>> + Send>>;
+
+/// `WatchCampaign`'s check interval: default and bounds.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const MIN_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+const MAX_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Most numbers one do-not-call request may carry.
 pub const MAX_DO_NOT_CALL_PER_REQUEST: usize = 10_000;
 
@@ -128,8 +137,93 @@ fn apply_mask(into: &mut Campaign, from: Campaign, paths: &[String]) -> Result<(
     Ok(())
 }
 
+/// The check interval a watch asked for, within bounds.
+fn watch_interval(requested: Option<prost_types::Duration>) -> Result<std::time::Duration, Status> {
+    let Some(d) = requested else {
+        return Ok(WATCH_INTERVAL);
+    };
+    let interval = std::time::Duration::try_from(d)
+        .map_err(|_| invalid(InvalidField::new("interval", "is negative")))?;
+    if !(MIN_WATCH_INTERVAL..=MAX_WATCH_INTERVAL).contains(&interval) {
+        return Err(invalid(InvalidField::new(
+            "interval",
+            format!("{interval:?} is not between 100ms and 60s"),
+        )));
+    }
+    Ok(interval)
+}
+
 #[tonic::async_trait]
 impl CampaignService for CampaignsApi {
+    type WatchCampaignStream = CampaignStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch_campaign(
+        &self,
+        request: Request<pb::WatchCampaignRequest>,
+    ) -> Result<Response<CampaignStream>, Status> {
+        let request = request.into_inner();
+        if request.id.is_empty() {
+            return Err(required("id"));
+        }
+        let interval = watch_interval(request.interval)?;
+        // NOT_FOUND for an unknown campaign before the stream starts.
+        let first = self
+            .services
+            .store
+            .get_campaign(&request.id)
+            .await
+            .map_err(store_status)?;
+        let first = self.with_progress(first).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let api = self.clone();
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            let final_states = [
+                pb::CampaignState::Completed as i32,
+                pb::CampaignState::Canceled as i32,
+            ];
+            // A canceled campaign's calls still in progress keep changing its progress.
+            let settled = |c: &pb::Campaign| {
+                final_states.contains(&c.state)
+                    && c.progress
+                        .as_ref()
+                        .is_none_or(|p| p.dialing + p.in_call == 0)
+            };
+            while !settled(&last) {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = tx.closed() => return,
+                }
+                let read = match api.services.store.get_campaign(&request.id).await {
+                    Ok(campaign) => api.with_progress(campaign).await,
+                    Err(e) => Err(store_status(e)),
+                };
+                let now = match read {
+                    Ok(now) => now,
+                    // A store outage is ridden out; the watcher sees no change meanwhile.
+                    Err(status) if status.code() == tonic::Code::Unavailable => continue,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                if now.state != last.state || now.progress != last.progress {
+                    if tx.send(Ok(now.clone())).await.is_err() {
+                        return;
+                    }
+                    last = now;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn create_campaign(
         &self,

@@ -476,6 +476,7 @@ pub(crate) fn session_to_pb(s: CallSession) -> pb::CallSession {
         twilio_call_sid: s.twilio_call_sid,
         twilio_stream_sid: s.twilio_stream_sid,
         campaign_id: s.campaign_id,
+        campaign_target_id: s.campaign_target_id,
         // Filled by GetCallSession alone, from its own read of the items.
         conversation: Vec::new(),
         conversation_truncated: false,

@@ -615,6 +615,8 @@ macro_rules! store_conformance_suite {
             targets_list_in_upload_order_filtered_by_state,
             state_changes_follow_the_machine_and_cancel_ends_waiting_targets,
             the_do_not_call_list_is_unique_and_paged,
+            each_attempt_is_taken_once_and_follows_its_call,
+            a_campaign_completes_only_when_no_target_is_open,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

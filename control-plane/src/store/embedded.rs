@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::{
     conversation::plan_append, AgentSettings, CallSession, Campaign, CampaignAction,
     CampaignProgress, CampaignState, CampaignTarget, ConversationItem, DoNotCallEntry,
-    StatusChange, TargetOutcome, TargetState, Timestamp, Usage,
+    StatusChange, TargetOutcome, TargetState, TargetTake, TargetUpdate, Timestamp, Usage,
 };
 
 mod campaigns;
@@ -858,6 +858,81 @@ impl Store for EmbeddedStore {
         let campaign_id = campaign_id.to_owned();
         self.read(move |txn| campaigns::progress(txn, &campaign_id))
             .await
+    }
+
+    async fn get_target(&self, campaign_id: &str, target_id: &str) -> StoreResult<CampaignTarget> {
+        let (campaign_id, target_id) = (campaign_id.to_owned(), target_id.to_owned());
+        self.read(move |txn| campaigns::get_target(txn, &campaign_id, &target_id))
+            .await
+    }
+
+    async fn due_targets(
+        &self,
+        campaign_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<CampaignTarget>> {
+        let campaign_id = campaign_id.to_owned();
+        self.read(move |txn| campaigns::due_targets(txn, &campaign_id, now, limit))
+            .await
+    }
+
+    async fn take_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        attempts: u32,
+        take: &TargetTake,
+        now: Timestamp,
+    ) -> StoreResult<Option<CampaignTarget>> {
+        let (campaign_id, target_id) = (campaign_id.to_owned(), target_id.to_owned());
+        let take = take.clone();
+        self.write(move |txn| {
+            campaigns::take_target(txn, &campaign_id, &target_id, attempts, &take, now)
+        })
+        .await
+    }
+
+    async fn update_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        call_id: &str,
+        update: &TargetUpdate,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (campaign_id, target_id) = (campaign_id.to_owned(), target_id.to_owned());
+        let (call_id, update) = (call_id.to_owned(), update.clone());
+        self.write(move |txn| {
+            campaigns::update_target(txn, &campaign_id, &target_id, &call_id, &update, now)
+        })
+        .await
+    }
+
+    async fn count_active_targets(&self, campaign_id: &str) -> StoreResult<u64> {
+        let campaign_id = campaign_id.to_owned();
+        self.read(move |txn| campaigns::count_active(txn, &campaign_id))
+            .await
+    }
+
+    async fn start_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |txn| campaigns::start(txn, &id, now)).await
+    }
+
+    async fn complete_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |txn| campaigns::complete(txn, &id, now))
+            .await
+    }
+
+    async fn count_leased_calls(&self) -> StoreResult<u64> {
+        self.read(|txn| {
+            use redb::ReadableTableMetadata;
+            let leases = txn.open_table(LIVE_LEASES).map_err(internal)?;
+            leases.len().map_err(internal)
+        })
+        .await
     }
 
     async fn add_do_not_call(&self, entries: Vec<DoNotCallEntry>) -> StoreResult<u64> {

@@ -34,7 +34,7 @@ use mongodb::{Client, Collection};
 use crate::domain::{
     AgentSettings, CallSession, CallStatus, Campaign, CampaignAction, CampaignProgress,
     CampaignState, CampaignTarget, ConversationItem, DoNotCallEntry, StatusChange, TargetOutcome,
-    TargetState, Timestamp, Usage,
+    TargetState, TargetTake, TargetUpdate, Timestamp, Usage,
 };
 
 mod campaigns;
@@ -805,6 +805,67 @@ impl Store for MongoStore {
 
     async fn campaign_progress(&self, campaign_id: &str) -> StoreResult<CampaignProgress> {
         self.campaigns.progress(campaign_id).await
+    }
+
+    async fn get_target(&self, campaign_id: &str, target_id: &str) -> StoreResult<CampaignTarget> {
+        self.campaigns.get_target(campaign_id, target_id).await
+    }
+
+    async fn due_targets(
+        &self,
+        campaign_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<CampaignTarget>> {
+        self.campaigns.due_targets(campaign_id, now, limit).await
+    }
+
+    async fn take_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        attempts: u32,
+        take: &TargetTake,
+        now: Timestamp,
+    ) -> StoreResult<Option<CampaignTarget>> {
+        self.campaigns
+            .take_target(campaign_id, target_id, attempts, take, now)
+            .await
+    }
+
+    async fn update_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        call_id: &str,
+        update: &TargetUpdate,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.campaigns
+            .update_target(campaign_id, target_id, call_id, update, now)
+            .await
+    }
+
+    async fn count_active_targets(&self, campaign_id: &str) -> StoreResult<u64> {
+        self.campaigns.count_active(campaign_id).await
+    }
+
+    async fn start_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        self.campaigns.start(id, now).await
+    }
+
+    async fn complete_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        self.campaigns.complete(id, now).await
+    }
+
+    async fn count_leased_calls(&self) -> StoreResult<u64> {
+        self.sessions
+            .count_documents(doc! {
+                "leaseExpiresAt": { "$exists": true },
+                "status": { "$in": live_spellings() },
+            })
+            .await
+            .map_err(|e| driver_error("count leased call sessions", "", e))
     }
 
     async fn add_do_not_call(&self, entries: Vec<DoNotCallEntry>) -> StoreResult<u64> {

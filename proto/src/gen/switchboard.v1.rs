@@ -1122,6 +1122,9 @@ pub struct CallSession {
     /// that reads on from the last item of `conversation`.
     #[prost(string, tag = "23")]
     pub conversation_next_page_token: ::prost::alloc::string::String,
+    /// With `campaign_id`: the campaign target this call is an attempt for.
+    #[prost(string, tag = "24")]
+    pub campaign_target_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CreateCallSessionRequest {
@@ -3303,6 +3306,14 @@ pub struct GetCampaignRequest {
     pub id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WatchCampaignRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// How often progress is checked: 100 ms to 60 s; unset means 1 s.
+    #[prost(message, optional, tag = "2")]
+    pub interval: ::core::option::Option<::prost_types::Duration>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListCampaignsRequest {
     #[prost(enumeration = "CampaignState", tag = "1")]
     pub state: i32,
@@ -3972,6 +3983,35 @@ pub mod campaign_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Streams the campaign with its progress: at once, then whenever its state or
+        /// progress changes (checked every `interval`, default 1 s), until it is completed or
+        /// canceled (the last message shows the final state) or the caller hangs up.
+        pub async fn watch_campaign(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WatchCampaignRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::Campaign>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/switchboard.v1.CampaignService/WatchCampaign",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("switchboard.v1.CampaignService", "WatchCampaign"),
+                );
+            self.inner.server_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -4065,6 +4105,22 @@ pub mod campaign_service_server {
             request: tonic::Request<super::CheckDoNotCallRequest>,
         ) -> std::result::Result<
             tonic::Response<super::CheckDoNotCallResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the WatchCampaign method.
+        type WatchCampaignStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::Campaign, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Streams the campaign with its progress: at once, then whenever its state or
+        /// progress changes (checked every `interval`, default 1 s), until it is completed or
+        /// canceled (the last message shows the final state) or the caller hangs up.
+        async fn watch_campaign(
+            &self,
+            request: tonic::Request<super::WatchCampaignRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::WatchCampaignStream>,
             tonic::Status,
         >;
     }
@@ -4744,6 +4800,53 @@ pub mod campaign_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/switchboard.v1.CampaignService/WatchCampaign" => {
+                    #[allow(non_camel_case_types)]
+                    struct WatchCampaignSvc<T: CampaignService>(pub Arc<T>);
+                    impl<
+                        T: CampaignService,
+                    > tonic::server::ServerStreamingService<super::WatchCampaignRequest>
+                    for WatchCampaignSvc<T> {
+                        type Response = super::Campaign;
+                        type ResponseStream = T::WatchCampaignStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WatchCampaignRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CampaignService>::watch_campaign(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WatchCampaignSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -403,3 +403,211 @@ pub(crate) async fn the_do_not_call_list_is_unique_and_paged(store: Arc<dyn Stor
         Err(StoreError::BadPageToken(_))
     ));
 }
+
+/// A stored campaign (no window) with `n` uploaded targets; their ids in upload order.
+async fn campaign_with_targets(store: &Arc<dyn Store>, n: usize) -> (Campaign, Vec<String>) {
+    let mut c = campaign("Dispatch");
+    c.window = None;
+    let c = store.create_campaign(c).await.unwrap();
+    let targets: Vec<CampaignTarget> = (0..n).map(|i| target(&c.id, &format!("k{i}"))).collect();
+    let ids = targets.iter().map(|t| t.id.clone()).collect();
+    store.add_targets(&c.id, targets).await.unwrap();
+    (c, ids)
+}
+
+pub(crate) async fn each_attempt_is_taken_once_and_follows_its_call(store: Arc<dyn Store>) {
+    use crate::domain::{TargetTake, TargetUpdate};
+    let (c, ids) = campaign_with_targets(&store, 3).await;
+    let now = domain::now();
+    let due = store.due_targets(&c.id, now, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|t| &t.id).collect::<Vec<_>>(),
+        ids.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(store.due_targets(&c.id, now, 2).await.unwrap().len(), 2);
+
+    let dial = TargetTake::Dial {
+        call_id: "call-1".into(),
+    };
+    let taken = store
+        .take_target(&c.id, &ids[0], 0, &dial, now)
+        .await
+        .unwrap()
+        .expect("a due target is taken");
+    assert_eq!(taken.state, TargetState::Dialing);
+    assert_eq!(taken.attempts, 1);
+    assert_eq!(taken.last_call_id, "call-1");
+    // The same attempt again, by anyone: refused.
+    let again = TargetTake::Dial {
+        call_id: "call-2".into(),
+    };
+    assert_eq!(
+        store.take_target(&c.id, &ids[0], 0, &again, now).await,
+        Ok(None)
+    );
+    assert_eq!(store.count_active_targets(&c.id).await, Ok(1));
+    let due: Vec<String> = store
+        .due_targets(&c.id, now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(due, ids[1..].to_vec(), "a dialing target is not due");
+
+    // The call goes busy: retried later. An update naming another call changes nothing.
+    let later = now + Duration::seconds(60);
+    let busy = TargetUpdate {
+        state: TargetState::RetryWait,
+        attempts: 1,
+        last_call_status: Some(CallStatus::Busy),
+        last_error: None,
+        next_attempt_at: Some(later),
+    };
+    assert_eq!(
+        store
+            .update_target(&c.id, &ids[0], "call-9", &busy, now)
+            .await,
+        Ok(false)
+    );
+    assert_eq!(
+        store
+            .update_target(&c.id, &ids[0], "call-1", &busy, now)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        store
+            .update_target(&c.id, &ids[0], "call-1", &busy, now)
+            .await,
+        Ok(false),
+        "a target no longer being called takes no call update"
+    );
+    assert_eq!(store.count_active_targets(&c.id).await, Ok(0));
+    let waiting = store.get_target(&c.id, &ids[0]).await.unwrap();
+    assert_eq!(waiting.state, TargetState::RetryWait);
+    assert_eq!(waiting.last_call_status, Some(CallStatus::Busy));
+    assert_eq!(
+        waiting.next_attempt_at.map(|t| t.timestamp_millis()),
+        Some(later.timestamp_millis())
+    );
+    assert!(
+        !store
+            .due_targets(&c.id, now, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == ids[0]),
+        "not due before its retry time"
+    );
+    let due_later = store.due_targets(&c.id, later, 10).await.unwrap();
+    assert_eq!(
+        due_later.last().map(|t| &t.id),
+        Some(&ids[0]),
+        "due last: soonest first"
+    );
+
+    // Deferred (window closed) and skipped (do not call).
+    let defer = TargetTake::Defer { until: later };
+    let deferred = store
+        .take_target(&c.id, &ids[1], 0, &defer, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deferred.state, TargetState::Pending);
+    let skip = TargetTake::Skip {
+        error: crate::domain::CallError {
+            code: "campaign.do_not_call".into(),
+            message: "listed".into(),
+        },
+    };
+    let skipped = store
+        .take_target(&c.id, &ids[2], 0, &skip, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(skipped.state, TargetState::Skipped);
+    assert_eq!(skipped.last_error.unwrap().code, "campaign.do_not_call");
+    assert!(store.due_targets(&c.id, now, 10).await.unwrap().is_empty());
+    assert_eq!(store.due_targets(&c.id, later, 10).await.unwrap().len(), 2);
+    let progress = store.campaign_progress(&c.id).await.unwrap();
+    assert_eq!(
+        (progress.pending, progress.retry_wait, progress.skipped),
+        (1, 1, 1)
+    );
+    // Canceling ends the waiting ones, which are then due no more.
+    store
+        .change_campaign_state(&c.id, CampaignAction::Cancel, now)
+        .await
+        .unwrap();
+    assert!(store
+        .due_targets(&c.id, later, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.take_target(&c.id, &ids[1], 0, &dial, later).await,
+        Ok(None)
+    );
+}
+
+pub(crate) async fn a_campaign_completes_only_when_no_target_is_open(store: Arc<dyn Store>) {
+    use crate::domain::{TargetTake, TargetUpdate};
+    let (c, ids) = campaign_with_targets(&store, 1).await;
+    let now = domain::now();
+    assert_eq!(store.complete_campaign(&c.id, now).await, Ok(false));
+    let dial = TargetTake::Dial {
+        call_id: "call-1".into(),
+    };
+    store
+        .take_target(&c.id, &ids[0], 0, &dial, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.complete_campaign(&c.id, now).await,
+        Ok(false),
+        "a call is on"
+    );
+    let done = TargetUpdate {
+        state: TargetState::Done,
+        attempts: 1,
+        last_call_status: Some(CallStatus::Completed),
+        last_error: None,
+        next_attempt_at: None,
+    };
+    assert_eq!(
+        store
+            .update_target(&c.id, &ids[0], "call-1", &done, now)
+            .await,
+        Ok(true)
+    );
+    assert_eq!(store.complete_campaign(&c.id, now).await, Ok(true));
+    assert_eq!(
+        store.get_campaign(&c.id).await.unwrap().state,
+        CampaignState::Completed
+    );
+    assert_eq!(store.complete_campaign(&c.id, now).await, Ok(false));
+    assert!(matches!(
+        store.add_targets(&c.id, vec![target(&c.id, "late")]).await,
+        Err(StoreError::CampaignFinal { .. })
+    ));
+    assert_eq!(store.campaign_progress(&c.id).await.unwrap().total(), 1);
+
+    // A scheduled campaign starts once its time has come.
+    let mut scheduled = campaign("Later");
+    scheduled.state = CampaignState::Scheduled;
+    scheduled.start_at = Some(now + Duration::seconds(30));
+    let scheduled = store.create_campaign(scheduled).await.unwrap();
+    assert_eq!(store.start_campaign(&scheduled.id, now).await, Ok(false));
+    assert_eq!(
+        store
+            .start_campaign(&scheduled.id, now + Duration::seconds(31))
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        store.get_campaign(&scheduled.id).await.unwrap().state,
+        CampaignState::Running
+    );
+}

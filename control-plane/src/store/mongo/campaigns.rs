@@ -24,7 +24,7 @@ use super::paging::{into_page, list_newest_first, page_size, page_token};
 use super::{contended, driver_error, int64, not_found, CAS_ATTEMPTS, DUPLICATE_KEY};
 use crate::domain::{
     Campaign, CampaignAction, CampaignProgress, CampaignState, CampaignTarget, DoNotCallEntry,
-    TargetOutcome, TargetState, Timestamp,
+    TargetOutcome, TargetState, TargetTake, TargetUpdate, Timestamp,
 };
 use crate::store::{check_id_token, check_phone_token, Page, PageRequest, StoreError, StoreResult};
 
@@ -76,6 +76,14 @@ pub(super) struct Campaigns {
     do_not_call: Collection<DoNotCallEntry>,
 }
 
+/// A campaign's state and upload revision, all completion reads.
+#[derive(serde::Deserialize)]
+struct RevisionDoc {
+    state: CampaignState,
+    #[serde(rename = "targetRevision", default)]
+    revision: Option<i64>,
+}
+
 /// A target's key and id, all an upload's duplicate resolution reads.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +95,23 @@ struct TargetKeyDoc {
 
 fn encode_error(id: &str, err: bson::ser::Error) -> StoreError {
     StoreError::Internal(format!("campaign {id}: cannot encode the document: {err}"))
+}
+
+/// The field uploads bump (see `Campaigns::note_upload`).
+const REVISION: &str = "targetRevision";
+
+/// The stored names of the target states `keep` selects.
+fn states(keep: impl Fn(TargetState) -> bool) -> StoreResult<Vec<bson::Bson>> {
+    TargetState::ALL
+        .into_iter()
+        .filter(|s| keep(*s))
+        .map(state_name)
+        .collect()
+}
+
+fn encode(id: &str, value: &impl serde::Serialize) -> StoreResult<bson::Bson> {
+    bson::to_bson(value)
+        .map_err(|e| StoreError::Internal(format!("campaign target {id}: cannot encode: {e}")))
 }
 
 fn state_name(state: impl serde::Serialize) -> StoreResult<bson::Bson> {
@@ -126,6 +151,11 @@ impl Campaigns {
                 doc! { "campaignId": 1, "state": 1, "_id": 1 },
             ),
             WantedIndex::plain("campaignId_1__id_1", doc! { "campaignId": 1, "_id": 1 }),
+            // The dispatcher's read of due targets, soonest first.
+            WantedIndex::plain(
+                "campaignId_1_state_1_nextAttemptAt_1__id_1",
+                doc! { "campaignId": 1, "state": 1, "nextAttemptAt": 1, "_id": 1 },
+            ),
         ];
         indexes::ensure(
             &self.targets.clone_with_type::<Document>(),
@@ -320,6 +350,7 @@ impl Campaigns {
             },
         };
         if !duplicates {
+            self.note_upload(campaign_id, &fresh).await?;
             return Ok(outcomes);
         }
         // Which keys the campaign held already, under which ids.
@@ -365,7 +396,238 @@ impl Campaigns {
                 }
             }
         }
+        self.note_upload(campaign_id, &fresh).await?;
         Ok(outcomes)
+    }
+
+    /// Bumps the campaign's `targetRevision` after an upload, unless it became final
+    /// meanwhile: then the upload's targets are taken back out and the upload refused.
+    /// `complete` finishes a campaign only at the revision it counted at, so an upload
+    /// either keeps the campaign running or is refused, never left behind in a
+    /// completed campaign.
+    async fn note_upload(&self, campaign_id: &str, fresh: &[CampaignTarget]) -> StoreResult<()> {
+        let finals = [CampaignState::Completed, CampaignState::Canceled]
+            .into_iter()
+            .map(state_name)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let bumped = self
+            .campaigns
+            .update_one(
+                doc! { "_id": campaign_id, "state": { "$nin": finals } },
+                doc! { "$inc": { REVISION: 1_i64 } },
+            )
+            .await
+            .map_err(|e| driver_error("record an upload to campaign", campaign_id, e))?;
+        if bumped.matched_count > 0 {
+            return Ok(());
+        }
+        let ids: Vec<&str> = fresh.iter().map(|t| t.id.as_str()).collect();
+        self.targets
+            .delete_many(doc! { "campaignId": campaign_id, "_id": { "$in": ids } })
+            .await
+            .map_err(|e| driver_error("take back an upload to campaign", campaign_id, e))?;
+        let campaign = self.get(campaign_id).await?;
+        Err(StoreError::CampaignFinal {
+            campaign_id: campaign_id.to_owned(),
+            state: campaign.state,
+        })
+    }
+
+    pub(super) async fn get_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+    ) -> StoreResult<CampaignTarget> {
+        self.targets
+            .find_one(doc! { "_id": target_id, "campaignId": campaign_id })
+            .await
+            .map_err(|e| driver_error("read campaign target", target_id, e))?
+            .ok_or_else(|| not_found("campaign target", target_id))
+    }
+
+    pub(super) async fn due_targets(
+        &self,
+        campaign_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<CampaignTarget>> {
+        let filter = doc! {
+            "campaignId": campaign_id,
+            "state": { "$in": states(|s| s.is_due_state())? },
+            "$or": [
+                { "nextAttemptAt": bson::Bson::Null },
+                { "nextAttemptAt": { "$lte": now.timestamp_millis() } },
+            ],
+        };
+        self.targets
+            .find(filter)
+            .sort(doc! { "nextAttemptAt": 1, "_id": 1 })
+            .limit(int64(limit as u64)?)
+            .await
+            .map_err(|e| driver_error("read the due targets of campaign", campaign_id, e))?
+            .try_collect()
+            .await
+            .map_err(|e| driver_error("read the due targets of campaign", campaign_id, e))
+    }
+
+    pub(super) async fn take_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        attempts: u32,
+        take: &TargetTake,
+        now: Timestamp,
+    ) -> StoreResult<Option<CampaignTarget>> {
+        let mut set = doc! { "updatedAt": now.timestamp_millis() };
+        match take {
+            TargetTake::Dial { call_id } => {
+                set.insert("state", state_name(TargetState::Dialing)?);
+                set.insert("attempts", i64::from(attempts.saturating_add(1)));
+                set.insert("lastCallId", call_id.as_str());
+                set.insert("lastCallStatus", bson::Bson::Null);
+                set.insert("nextAttemptAt", bson::Bson::Null);
+            }
+            TargetTake::Skip { error } => {
+                set.insert("state", state_name(TargetState::Skipped)?);
+                set.insert("lastError", encode(target_id, error)?);
+                set.insert("nextAttemptAt", bson::Bson::Null);
+            }
+            TargetTake::Defer { until } => {
+                set.insert("nextAttemptAt", until.timestamp_millis());
+            }
+        }
+        let filter = doc! {
+            "_id": target_id,
+            "campaignId": campaign_id,
+            "state": { "$in": states(|s| s.is_due_state())? },
+            "attempts": i64::from(attempts),
+        };
+        self.targets
+            .find_one_and_update(filter, doc! { "$set": set })
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| driver_error("take campaign target", target_id, e))
+    }
+
+    pub(super) async fn update_target(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        call_id: &str,
+        update: &TargetUpdate,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let next = update.next_attempt_at.map_or(bson::Bson::Null, |t| {
+            bson::Bson::Int64(t.timestamp_millis())
+        });
+        let mut set = doc! {
+            "state": state_name(update.state)?,
+            "attempts": i64::from(update.attempts),
+            "nextAttemptAt": next,
+            "updatedAt": now.timestamp_millis(),
+        };
+        if let Some(status) = update.last_call_status {
+            set.insert("lastCallStatus", encode(target_id, &status)?);
+        }
+        if let Some(error) = &update.last_error {
+            set.insert("lastError", encode(target_id, error)?);
+        }
+        let filter = doc! {
+            "_id": target_id,
+            "campaignId": campaign_id,
+            "lastCallId": call_id,
+            "state": { "$in": states(|s| s.holds_slot())? },
+        };
+        let result = self
+            .targets
+            .update_one(filter, doc! { "$set": set })
+            .await
+            .map_err(|e| driver_error("update campaign target", target_id, e))?;
+        Ok(result.matched_count > 0)
+    }
+
+    pub(super) async fn count_active(&self, campaign_id: &str) -> StoreResult<u64> {
+        self.targets
+            .count_documents(doc! {
+                "campaignId": campaign_id,
+                "state": { "$in": states(|s| s.holds_slot())? },
+            })
+            .await
+            .map_err(|e| driver_error("count the calls of campaign", campaign_id, e))
+    }
+
+    pub(super) async fn start(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let filter = doc! {
+            "_id": id,
+            "state": state_name(CampaignState::Scheduled)?,
+            "$or": [
+                { "startAt": bson::Bson::Null },
+                { "startAt": { "$lte": now.timestamp_millis() } },
+            ],
+        };
+        let update = doc! {
+            "$set": {
+                "state": state_name(CampaignState::Running)?,
+                "updatedAt": now.timestamp_millis(),
+            },
+            "$inc": { "version": 1_i64 },
+        };
+        let result = self
+            .campaigns
+            .update_one(filter, update)
+            .await
+            .map_err(|e| driver_error("start campaign", id, e))?;
+        Ok(result.modified_count > 0)
+    }
+
+    pub(super) async fn complete(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let Some(read) = self
+            .campaigns
+            .clone_with_type::<RevisionDoc>()
+            .find_one(doc! { "_id": id })
+            .projection(doc! { "state": 1, REVISION: 1 })
+            .await
+            .map_err(|e| driver_error("read campaign", id, e))?
+        else {
+            return Err(not_found(CAMPAIGN, id));
+        };
+        if read.state != CampaignState::Running {
+            return Ok(false);
+        }
+        let open = self
+            .targets
+            .clone_with_type::<Document>()
+            .find_one(doc! {
+                "campaignId": id,
+                "state": { "$in": states(|s| !s.is_final())? },
+            })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| driver_error("read the targets of campaign", id, e))?;
+        if open.is_some() {
+            return Ok(false);
+        }
+        let revision = read
+            .revision
+            .map_or(doc! { "$exists": false }, |r| doc! { "$eq": r });
+        let filter = doc! {
+            "_id": id,
+            "state": state_name(CampaignState::Running)?,
+            REVISION: revision,
+        };
+        let update = doc! {
+            "$set": {
+                "state": state_name(CampaignState::Completed)?,
+                "updatedAt": now.timestamp_millis(),
+            },
+            "$inc": { "version": 1_i64 },
+        };
+        let result = self
+            .campaigns
+            .update_one(filter, update)
+            .await
+            .map_err(|e| driver_error("complete campaign", id, e))?;
+        Ok(result.modified_count > 0)
     }
 
     pub(super) async fn list_targets(

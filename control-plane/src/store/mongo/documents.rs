@@ -207,6 +207,9 @@ pub(super) struct SessionDoc {
     pub(super) twilio_stream_sid: String,
     #[serde(default, deserialize_with = "id_string")]
     pub(super) campaign_id: String,
+    /// Left out for calls no campaign placed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) campaign_target_id: String,
     /// The conversation inside the session, as the previous layout (and the original
     /// system) kept it; never written now. Reads project it down to its first item
     /// ([`probe_conversation`]): enough to tell a session whose items have not been
@@ -512,6 +515,7 @@ impl SessionDoc {
             twilio_call_sid: s.twilio_call_sid.clone(),
             twilio_stream_sid: s.twilio_stream_sid.clone(),
             campaign_id: s.campaign_id.clone(),
+            campaign_target_id: s.campaign_target_id.clone(),
             realtime_conversation: None,
             last_seq: Some(s.last_seq),
             end_reason: s.end_reason.clone(),
@@ -558,6 +562,7 @@ impl SessionDoc {
             twilio_call_sid: self.twilio_call_sid,
             twilio_stream_sid: self.twilio_stream_sid,
             campaign_id: self.campaign_id,
+            campaign_target_id: self.campaign_target_id,
             last_seq: self.last_seq.unwrap_or(0),
             end_reason: self.end_reason,
             error: self.error.map(|e| CallError {
