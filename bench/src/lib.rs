@@ -13,6 +13,10 @@
 //! through one control-plane replica, timed to a watcher of another, under the write
 //! load of N calls; its figures are in [`events`]'s docs.
 //!
+//! The campaign benchmark (`campaign-bench`, [`campaign`]) runs a control plane in
+//! process: `import` uploads a campaign's targets in batches and times them; its
+//! figures are in [`campaign`]'s docs.
+//!
 //! # Figures
 //!
 //! Kept here and in the README's "Performance" section; the README has the reading.
@@ -44,6 +48,7 @@
 //! the machine is shared, so compare targets within one run.
 
 pub mod bare;
+pub mod campaign;
 pub mod events;
 pub mod figures;
 pub mod floor;

@@ -46,6 +46,6 @@ pub use document::{Document, DocumentError, Verb};
 pub use load::{run_load, CallResult, LoadReport, LoadSpec, LoadSummary};
 pub use playback::{MarkEcho, Playback};
 pub use record::{CallEnd, CallRecord, StreamEnd, StreamRecord, Warning};
-pub use rest::{FakeTwilio, Outcome, OutcomeScript, Outcomes, RestConfig};
+pub use rest::{CreatedCall, FakeTwilio, Outcome, OutcomeScript, Outcomes, RestConfig};
 pub use script::{DtmfPress, TalkScript, Utterance};
 pub use trust::TrustedCa;

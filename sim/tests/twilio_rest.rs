@@ -1,7 +1,8 @@
 //! The fake Twilio REST API on loopback, driven with a real HTTP client as the control plane
 //! drives Twilio: Basic auth, form bodies, JSON replies, status callbacks signed and in
 //! order per number, answered calls running a simulated caller, live-call updates, and
-//! conference participants. A tiny application receives the callbacks and the answered
+//! conference participants; refused numbers, injected creation faults and the record of
+//! creations a dialler's pacing is checked against. A tiny application receives the callbacks and the answered
 //! calls' webhooks and streams, checking every signature.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use switchboard_sim::twilio::record::{CallEnd, StreamEnd};
 use switchboard_sim::twilio::{
     FakeTwilio, Outcome, OutcomeScript, Outcomes, RestConfig, TalkScript,
 };
-use switchboard_twilio::rest::{CallResource, ParticipantResource};
+use switchboard_twilio::rest::{CallResource, ErrorResponse, ParticipantResource};
 use switchboard_twilio::{form_params, parse_inbound, InboundMessage, RequestValidator};
 
 const ACCOUNT: &str = "AC0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -30,6 +31,7 @@ const BUSY: &str = "+15550000001";
 const NO_ANSWER: &str = "+15550000002";
 const FAILED: &str = "+15550000003";
 const ANSWERS: &str = "+15550000004";
+const INVALID: &str = "+15550000005";
 
 /// What our application received.
 #[derive(Debug, Default)]
@@ -53,7 +55,8 @@ async fn harness() -> Harness {
         .number(BUSY, OutcomeScript::after_ring(Outcome::Busy))
         .number(NO_ANSWER, OutcomeScript::after_ring(Outcome::NoAnswer))
         .number(FAILED, OutcomeScript::after_ring(Outcome::Fail))
-        .number(ANSWERS, OutcomeScript::answer(TalkScript::silent()));
+        .number(ANSWERS, OutcomeScript::answer(TalkScript::silent()))
+        .number(INVALID, OutcomeScript::after_ring(Outcome::reject(21211)));
     let fake = FakeTwilio::new(RestConfig {
         outcomes,
         ..RestConfig::new(ACCOUNT, TOKEN)
@@ -186,6 +189,17 @@ impl Harness {
             Some("outbound-api")
         );
         call.sid.expect("a sid")
+    }
+
+    /// A create request for `to` with inline TwiML: the raw response.
+    async fn try_create(&self, to: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("Calls.json"))
+            .basic_auth(ACCOUNT, Some(TOKEN))
+            .form(&[("To", to), ("From", FROM), ("Twiml", "<Response/>")])
+            .send()
+            .await
+            .expect("fake answers")
     }
 
     /// The callbacks our application received for `call_sid`, waiting for `count`.
@@ -487,4 +501,123 @@ async fn conference_participants_join_update_and_leave() {
     })
     .await;
     assert_eq!(left.call_sid.as_deref(), Some(call_sid.as_str()));
+}
+
+fn unix_ms_now() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since_epoch.as_millis()).expect("fits")
+}
+
+#[tokio::test]
+async fn a_rejected_number_gets_twilios_error_and_no_call() {
+    let h = harness().await;
+    let response = h.try_create(INVALID).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: ErrorResponse = response.json().await.expect("Twilio's error body");
+    assert_eq!(error.code, Some(21211));
+    assert_eq!(error.status, Some(400));
+    assert_eq!(
+        error.message.as_deref(),
+        Some("The 'To' number +15550000005 is not a valid phone number.")
+    );
+    assert_eq!(
+        error.more_info.as_deref(),
+        Some("https://www.twilio.com/docs/errors/21211")
+    );
+    // Conference participants are refused the same way.
+    let (status, body) = h
+        .post(
+            "Conferences/handoff-1/Participants.json",
+            &[("From", FROM), ("To", INVALID)],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (StatusCode::BAD_REQUEST, Some(21211))
+    );
+    assert!(h.fake.calls().is_empty(), "nothing was created");
+    assert!(h.fake.created_calls().is_empty());
+    assert!(h.fake.participants("handoff-1").is_empty());
+    let statuses: Vec<u16> = h.fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 400]);
+
+    // Other numbers are still created.
+    assert_eq!(h.try_create(BUSY).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn injected_faults_refuse_the_next_creations_then_calls_are_created_again() {
+    let h = harness().await;
+    h.fake.fail_next_creates(2, 429);
+    for to in [BUSY, NO_ANSWER] {
+        let response = h.try_create(to).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after = response.headers().get("retry-after").cloned();
+        assert_eq!(
+            retry_after.as_ref().and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let error: ErrorResponse = response.json().await.expect("Twilio's error body");
+        assert_eq!(
+            (error.code, error.status, error.message.as_deref()),
+            (Some(20429), Some(429), Some("Too Many Requests"))
+        );
+    }
+    assert!(h.fake.calls().is_empty(), "nothing was created");
+    assert_eq!(h.try_create(BUSY).await.status(), StatusCode::CREATED);
+
+    h.fake.fail_next_creates(1, 503);
+    let response = h.try_create(NO_ANSWER).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("retry-after").is_none());
+    let error: ErrorResponse = response.json().await.expect("Twilio's error body");
+    assert_eq!((error.code, error.status), (Some(20503), Some(503)));
+    assert_eq!(h.try_create(NO_ANSWER).await.status(), StatusCode::CREATED);
+
+    // A fault pending is cleared by n = 0.
+    h.fake.fail_next_creates(5, 503);
+    h.fake.fail_next_creates(0, 503);
+    assert_eq!(h.try_create(FAILED).await.status(), StatusCode::CREATED);
+
+    let statuses: Vec<u16> = h.fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 429, 201, 503, 201, 201]);
+    let created: Vec<String> = h.fake.created_calls().into_iter().map(|c| c.to).collect();
+    assert_eq!(created, [BUSY, NO_ANSWER, FAILED]);
+}
+
+#[tokio::test]
+async fn created_calls_and_requests_carry_their_wall_clock_times_in_order() {
+    let h = harness().await;
+    let before = unix_ms_now();
+    let mut sids = Vec::new();
+    for to in [BUSY, NO_ANSWER, BUSY, FAILED, BUSY] {
+        sids.push(h.create_call(to, &[]).await);
+    }
+    let after = unix_ms_now();
+    let created = h.fake.created_calls();
+    let created_sids: Vec<&str> = created.iter().map(|c| c.call_sid.as_str()).collect();
+    assert_eq!(created_sids, sids);
+    assert!(created.iter().all(|c| c.from == FROM));
+    let to_busy = created.iter().filter(|c| c.to == BUSY).count();
+    assert_eq!(to_busy, 3, "countable per number");
+    assert!(
+        created
+            .windows(2)
+            .all(|w| w[0].at_unix_ms <= w[1].at_unix_ms),
+        "{created:?}"
+    );
+    assert!(created
+        .iter()
+        .all(|c| (before..=after).contains(&c.at_unix_ms)));
+    let requests = h.fake.requests();
+    assert_eq!(requests.len(), 5);
+    assert!(requests
+        .iter()
+        .all(|r| (before..=after).contains(&r.at_unix_ms)));
+    assert!(requests
+        .iter()
+        .zip(&created)
+        .all(|(request, call)| request.at_unix_ms <= call.at_unix_ms));
 }

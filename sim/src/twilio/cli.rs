@@ -114,8 +114,11 @@ pub struct RestArgs {
     /// Auth Token: Basic auth password and signing key of status callbacks.
     #[arg(long)]
     pub auth_token: String,
-    /// How a number answers: NUMBER=answer|busy|no-answer|failed|canceled (repeatable;
-    /// other numbers answer).
+    /// How a number answers: NUMBER=answer|busy|no-answer|failed|canceled, optionally with
+    /// a ring time (`+15550001=no-answer@2s`, `busy@500ms`; default 50 ms), or
+    /// NUMBER=reject:CODE to refuse creating calls to it with 400 and Twilio's error CODE
+    /// (21211 invalid number, 21215 not permitted; `reject` alone is 21211). Repeatable;
+    /// other numbers answer.
     #[arg(long = "outcome", value_parser = parse_outcome)]
     pub outcomes: Vec<(String, OutcomeScript)>,
     /// Trust only this CA (PEM) when sending status callbacks to https:// URLs and when
@@ -299,5 +302,40 @@ mod tests {
             config.outcomes.for_number("+15550001").outcome,
             super::super::rest::Outcome::Busy
         );
+    }
+
+    #[test]
+    fn rest_flags_reject_numbers_and_set_ring_times() {
+        let cli = Cli::parse_from([
+            "twilio-sim",
+            "rest",
+            "--auth-token",
+            "secret",
+            "--outcome",
+            "+15550001=reject:21211",
+            "--outcome",
+            "+15550002=no-answer@2s",
+        ]);
+        let Command::Rest(args) = cli.command else {
+            panic!("rest");
+        };
+        let config = args.to_config().expect("no ca file to read");
+        assert_eq!(
+            config.outcomes.for_number("+15550001").outcome,
+            super::super::rest::Outcome::reject(21211)
+        );
+        assert_eq!(
+            config.outcomes.for_number("+15550002").ring,
+            Duration::from_secs(2)
+        );
+        assert!(Cli::try_parse_from([
+            "twilio-sim",
+            "rest",
+            "--auth-token",
+            "t",
+            "--outcome",
+            "+1=reject:abc"
+        ])
+        .is_err());
     }
 }

@@ -10,14 +10,27 @@
 //!   (`Status=completed` ends it).
 //!
 //! Every request needs HTTP Basic auth with the account SID and Auth Token (else `401` with
-//! Twilio's error 20003) and is recorded ([`RecordedRequest`]). Bodies are read with the
-//! codec's `from_form`; errors come back as Twilio's JSON error body (21201 no `To`, 21213 no
-//! `From`, 21205 no `Url`/`Twiml`, 20404 unknown resource).
+//! Twilio's error 20003) and is recorded with the wall-clock time it arrived
+//! ([`RecordedRequest`]). Bodies are read with the codec's `from_form`; errors come back as
+//! Twilio's JSON error body (21201 no `To`, 21213 no `From`, 21205 no `Url`/`Twiml`, 20404
+//! unknown resource).
 //!
 //! A created call rings, then ends as its number's [`OutcomeScript`] says; each step sends
 //! the requested status callbacks, signed, in order (`rest/lifecycle.rs`). An answered call
 //! runs a simulated [`Caller`] on its `Url` or `Twiml`; an answered conference participant
 //! just stays connected. Handlers are in `rest/routes.rs` and `rest/participants.rs`.
+//!
+//! For tests of a dialler's pacing and retries:
+//!
+//! - [`FakeTwilio::created_calls`] lists the calls created through `Calls.json`, in order,
+//!   each with its creation time in Unix ms (never decreasing), so a test can count
+//!   creations per second and per number.
+//! - [`Outcome::Reject`] refuses creation for a number as Twilio refuses an invalid or
+//!   unauthorised one (`400`, e.g. 21211 "The 'To' number … is not a valid phone number");
+//!   no call exists afterwards.
+//! - [`FakeTwilio::fail_next_creates`] answers the next N `Calls.json` creations, whatever
+//!   the number, with a fault: `429` (20429, `Retry-After: 1`) or `503` (20503), as
+//!   Twilio does when over its rate limit or unavailable; nothing is created.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -87,6 +100,31 @@ pub enum Outcome {
     Fail,
     /// `canceled` while ringing.
     Cancel,
+    /// Creation refused: the create request is answered with this HTTP status and
+    /// Twilio's JSON error body, and no call is created (as for an invalid `To`, 21211,
+    /// or a destination the account may not call, 21215). `{to}` in the message is
+    /// replaced by the dialled number. The ring time does not apply.
+    Reject {
+        /// HTTP status, e.g. 400.
+        status: u16,
+        /// Twilio's error code, e.g. 21211.
+        code: u32,
+        /// Twilio's message.
+        message: String,
+    },
+}
+
+/// One call created through `Calls.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedCall {
+    /// Its `CA…` SID.
+    pub call_sid: String,
+    /// The dialled number.
+    pub to: String,
+    /// The caller id.
+    pub from: String,
+    /// When it was created, Unix ms (wall clock; never before the previous creation's).
+    pub at_unix_ms: u64,
 }
 
 /// One request the fake received.
@@ -102,6 +140,8 @@ pub struct RecordedRequest {
     pub authorized: bool,
     /// The status answered.
     pub status: u16,
+    /// When it arrived, Unix ms (wall clock).
+    pub at_unix_ms: u64,
 }
 
 /// The fake Twilio REST API. Clones share state.
@@ -124,6 +164,10 @@ struct RestState {
     callbacks: Vec<CallbackRecord>,
     calls: HashMap<String, CallEntry>,
     call_order: Vec<String>,
+    /// Calls created through `Calls.json`, in order.
+    created: Vec<CreatedCall>,
+    /// Creations still to be refused, and with which status.
+    failing_creates: Option<(usize, u16)>,
     conferences: HashMap<String, ConferenceEntry>,
 }
 
@@ -186,17 +230,60 @@ impl OutcomeScript {
         }
     }
 
-    /// Reads a command-line outcome: `answer`, `busy`, `no-answer`, `failed`, `canceled`.
+    /// Reads a command-line outcome: `answer`, `busy`, `no-answer`, `failed`, `canceled`,
+    /// or `reject:CODE` ([`Outcome::reject`]; `reject` alone is 21211), optionally with a
+    /// ring time: `no-answer@2s`, `busy@500ms` (else 50 ms).
     pub fn parse(text: &str) -> Option<Self> {
-        let outcome = match text {
+        let (name, ring) = match text.split_once('@') {
+            Some((name, ring)) => (name, Some(parse_ring(ring)?)),
+            None => (text, None),
+        };
+        let outcome = match name {
             "answer" | "answered" | "in-progress" => Outcome::Answer(TalkScript::silent()),
             "busy" => Outcome::Busy,
             "no-answer" => Outcome::NoAnswer,
             "failed" | "fail" => Outcome::Fail,
             "canceled" | "cancel" => Outcome::Cancel,
-            _ => return None,
+            "reject" => Outcome::reject(21211),
+            _ => Outcome::reject(name.strip_prefix("reject:")?.parse().ok()?),
         };
-        Some(Self::after_ring(outcome))
+        let mut script = Self::after_ring(outcome);
+        if let Some(ring) = ring {
+            script.ring = ring;
+        }
+        Some(script)
+    }
+}
+
+/// `2s`, `1.5s` or `500ms`.
+fn parse_ring(text: &str) -> Option<Duration> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    let secs: f64 = text.strip_suffix('s')?.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    /// Creation refused with `400` and Twilio's error `code`: 21211 (invalid `To`) and
+    /// 21215 (geographic permissions) get Twilio's messages, other codes a generic one.
+    pub fn reject(code: u32) -> Self {
+        let message = match code {
+            21211 => "The 'To' number {to} is not a valid phone number.",
+            21215 => {
+                "Account not authorized to call {to}. Perhaps you need to enable some \
+                 international permissions: \
+                 https://www.twilio.com/console/voice/calls/geo-permissions/low-risk"
+            }
+            _ => "The call to {to} was refused.",
+        };
+        Outcome::Reject {
+            status: 400,
+            code,
+            message: message.to_owned(),
+        }
     }
 }
 
@@ -272,6 +359,22 @@ impl FakeTwilio {
     /// Every status callback sent, in order.
     pub fn callbacks(&self) -> Vec<CallbackRecord> {
         self.lock().callbacks.clone()
+    }
+
+    /// The calls created through `Calls.json` (not conference participants, not inbound
+    /// calls), in creation order, with their creation times.
+    pub fn created_calls(&self) -> Vec<CreatedCall> {
+        self.lock().created.clone()
+    }
+
+    /// Answers the next `n` `Calls.json` create requests, whatever their number, with
+    /// `status` and Twilio's error body, creating nothing; they are recorded like any
+    /// request. `429` is 20429 "Too Many Requests" with `Retry-After: 1`; `503` is 20503
+    /// "Service Unavailable"; `500` is 20500; another status gets code 20000 + status
+    /// (one that is not an HTTP status becomes `500`). Replaces any faults still pending;
+    /// `n = 0` clears them.
+    pub fn fail_next_creates(&self, n: usize, status: u16) {
+        self.lock().failing_creates = (n > 0).then_some((n, status));
     }
 
     /// The status callbacks sent for one call, in order.
@@ -364,6 +467,15 @@ impl FakeTwilio {
     }
 }
 
+/// Milliseconds since the Unix epoch, now (wall clock).
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// The time now as RFC 2822 (`Tue, 28 Nov 2023 08:51:00 +0000`), as Twilio writes dates.
 fn rfc2822_now() -> String {
     let secs = SystemTime::now()
@@ -425,5 +537,32 @@ mod tests {
             Some(Outcome::NoAnswer)
         );
         assert_eq!(OutcomeScript::parse("maybe"), None);
+    }
+
+    #[test]
+    fn outcomes_parse_rejections_and_ring_times() {
+        let reject = OutcomeScript::parse("reject:21215").expect("valid");
+        assert!(matches!(
+            reject.outcome,
+            Outcome::Reject {
+                status: 400,
+                code: 21215,
+                ..
+            }
+        ));
+        assert_eq!(
+            OutcomeScript::parse("reject").map(|s| s.outcome),
+            Some(Outcome::reject(21211))
+        );
+        assert_eq!(OutcomeScript::parse("reject:x"), None);
+        let slow = OutcomeScript::parse("no-answer@2s").expect("valid");
+        assert_eq!(
+            (slow.outcome, slow.ring),
+            (Outcome::NoAnswer, Duration::from_secs(2))
+        );
+        let quick = OutcomeScript::parse("busy@250ms").expect("valid");
+        assert_eq!(quick.ring, Duration::from_millis(250));
+        assert_eq!(OutcomeScript::parse("busy@soon"), None);
+        assert_eq!(OutcomeScript::parse("busy@-1s"), None);
     }
 }

@@ -176,6 +176,8 @@ impl Lifecycle {
             Outcome::NoAnswer => CallStatus::NoAnswer,
             Outcome::Fail => CallStatus::Failed,
             Outcome::Cancel => CallStatus::Canceled,
+            // Refused at creation, so never reached: a call that exists did not fail so.
+            Outcome::Reject { .. } => CallStatus::Failed,
             Outcome::Answer(talk) => {
                 self.answer(talk).await;
                 CallStatus::Completed

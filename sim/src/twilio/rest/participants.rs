@@ -22,7 +22,7 @@ use switchboard_twilio::vocabulary::{
 use switchboard_twilio::webhooks::form_params;
 
 use super::lifecycle::{self, Callbacks, Control, Lifecycle, OnAnswer};
-use super::routes::{call_resource, form_error, not_found, strip_json};
+use super::routes::{call_resource, form_error, not_found, rejection, strip_json};
 use super::{rfc2822_now, ConferenceEntry, FakeTwilio, RestState};
 use crate::twilio::sid;
 
@@ -52,6 +52,10 @@ pub(super) async fn create(
         Ok(create) => create,
         Err(err) => return form_error(&err),
     };
+    let script = fake.config().outcomes.for_number(&create.to).clone();
+    if let Some(refusal) = rejection(&script.outcome, &create.to) {
+        return refusal;
+    }
     let Some(conference_sid) = conference_for_create(&fake, &conference) else {
         return not_found(&path);
     };
@@ -90,7 +94,7 @@ pub(super) async fn create(
         entry.resource.status = Some(ConferenceStatus::InProgress);
     }
     let lifecycle = Lifecycle {
-        script: fake.config().outcomes.for_number(&create.to).clone(),
+        script,
         callbacks: create.status_callback.map(|url| Callbacks {
             url,
             method: create.status_callback_method.unwrap_or(HttpMethod::Post),

@@ -1,6 +1,6 @@
 //! The fake's router: Basic auth and request recording around every route, the Calls
-//! endpoints, and Twilio's JSON error bodies. Conference participants are in
-//! `participants.rs`.
+//! endpoints (with the injected creation faults and per-number rejections), and Twilio's
+//! JSON error bodies. Conference participants are in `participants.rs`.
 //!
 //! axum 0.8 captures whole path segments only, so `{CallSid}.json` is captured as one
 //! segment and its `.json` stripped here ([`strip_json`]).
@@ -22,7 +22,7 @@ use switchboard_twilio::webhooks::form_params;
 
 use super::lifecycle::{self, Callbacks, Control, Lifecycle, OnAnswer};
 use super::participants;
-use super::{rfc2822_now, FakeTwilio, RecordedRequest};
+use super::{rfc2822_now, unix_ms_now, CreatedCall, FakeTwilio, Outcome, RecordedRequest};
 use crate::twilio::caller::TwimlSource;
 use crate::twilio::sid;
 
@@ -62,6 +62,7 @@ pub(super) fn router(fake: FakeTwilio) -> Router {
 
 /// Checks Basic auth and records the request and its answer.
 async fn guard(State(fake): State<FakeTwilio>, request: Request, next: Next) -> Response {
+    let at_unix_ms = unix_ms_now();
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return twilio_error(
@@ -95,6 +96,7 @@ async fn guard(State(fake): State<FakeTwilio>, request: Request, next: Next) -> 
         params,
         authorized,
         status: response.status().as_u16(),
+        at_unix_ms,
     });
     response
 }
@@ -125,6 +127,9 @@ async fn create_call(
     if account != fake.config().account_sid {
         return not_found(&format!("/{API_VERSION}/Accounts/{account}/Calls.json"));
     }
+    if let Some(status) = take_create_fault(&fake) {
+        return injected_fault(status);
+    }
     let create = match CreateCall::from_form(&form_params(&body)).and_then(|create| {
         create.validate()?;
         Ok(create)
@@ -132,6 +137,10 @@ async fn create_call(
         Ok(create) => create,
         Err(err) => return form_error(&err),
     };
+    let script = fake.config().outcomes.for_number(&create.to).clone();
+    if let Some(refusal) = rejection(&script.outcome, &create.to) {
+        return refusal;
+    }
     let call_sid = sid::call_sid();
     let resource = call_resource(
         &fake,
@@ -142,6 +151,7 @@ async fn create_call(
         CallStatus::Queued,
     );
     let control = lifecycle::register(&fake, resource.clone());
+    record_creation(&fake, &call_sid, &create.to, &create.from);
     let source = match create.instructions {
         CallInstructions::Url { url, method } => TwimlSource::Url {
             url,
@@ -152,7 +162,7 @@ async fn create_call(
         CallInstructions::ApplicationSid(_) => TwimlSource::Inline("<Response/>".to_owned()),
     };
     let lifecycle = Lifecycle {
-        script: fake.config().outcomes.for_number(&create.to).clone(),
+        script,
         callbacks: create.status_callback.map(|url| Callbacks {
             url,
             method: create.status_callback_method.unwrap_or(HttpMethod::Post),
@@ -169,6 +179,62 @@ async fn create_call(
     };
     lifecycle.spawn();
     (StatusCode::CREATED, Json(resource)).into_response()
+}
+
+/// Counts down the injected creation faults; the status to answer with, if one is due.
+fn take_create_fault(fake: &FakeTwilio) -> Option<u16> {
+    let mut state = fake.lock();
+    let (left, status) = state.failing_creates?;
+    state.failing_creates = (left > 1).then_some((left - 1, status));
+    Some(status)
+}
+
+/// An injected fault as Twilio answers it: `429` with 20429 and `Retry-After: 1`, `503`
+/// with 20503, `500` with 20500, another status with 20000 + status.
+fn injected_fault(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (code, message) = match status {
+        StatusCode::TOO_MANY_REQUESTS => (20429, "Too Many Requests"),
+        StatusCode::SERVICE_UNAVAILABLE => (20503, "Service Unavailable"),
+        StatusCode::INTERNAL_SERVER_ERROR => (20500, "Internal Server Error"),
+        other => (
+            20_000 + u32::from(other.as_u16()),
+            other.canonical_reason().unwrap_or("Error"),
+        ),
+    };
+    let mut response = twilio_error(status, code, message);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// The refusal for a number scripted to [`Outcome::Reject`], if it is.
+pub(super) fn rejection(outcome: &Outcome, to: &str) -> Option<Response> {
+    let Outcome::Reject {
+        status,
+        code,
+        message,
+    } = outcome
+    else {
+        return None;
+    };
+    let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+    Some(twilio_error(status, *code, &message.replace("{to}", to)))
+}
+
+/// Notes a `Calls.json` creation, its time never before the previous one's.
+fn record_creation(fake: &FakeTwilio, call_sid: &str, to: &str, from: &str) {
+    let mut state = fake.lock();
+    let previous = state.created.last().map_or(0, |call| call.at_unix_ms);
+    state.created.push(CreatedCall {
+        call_sid: call_sid.to_owned(),
+        to: to.to_owned(),
+        from: from.to_owned(),
+        at_unix_ms: unix_ms_now().max(previous),
+    });
 }
 
 async fn list_calls(State(fake): State<FakeTwilio>, Path(account): Path<String>) -> Response {
