@@ -15,7 +15,10 @@
 //! 1. the do-not-call list is checked (listed: the target ends skipped);
 //! 2. the attempt is taken (`TargetTake::Dial` with the new session id);
 //! 3. the session is stored (the campaign's and the target's variables fill the
-//!    agent's placeholders) and Twilio is asked, once, to create the call;
+//!    agent's placeholders) and Twilio is asked, once, to create the call — at the
+//!    task's turn at the send gate ([`SendGate`]), which paces the requests
+//!    themselves, so the store work before them adds no jitter to the pace Twilio
+//!    sees;
 //! 4. Twilio's answer: the call SID is recorded; a 429, a 5xx or no answer gives the
 //!    attempt back to retry after a backoff (the call was not placed as far as anyone
 //!    knows, and it is paced again when retried); any other refusal fails the target
@@ -78,12 +81,38 @@ pub fn spawn(services: Services, config: DispatchConfig) -> JoinHandle<()> {
 /// Targets handed to a placement task whose take has not finished: not queued again.
 type InFlight = Arc<Mutex<HashSet<String>>>;
 
+/// Paces the creation requests themselves: each placement waits here for its turn
+/// (the campaign's and the account's) right before it asks Twilio.
+#[derive(Clone)]
+struct SendGate {
+    campaign: Arc<Mutex<Pacer>>,
+    account: Arc<Mutex<Pacer>>,
+}
+
+impl SendGate {
+    /// Waits for the next turn and takes it.
+    async fn turn(&self) {
+        let at = {
+            let mut campaign = lock(&self.campaign);
+            let mut account = lock(&self.account);
+            let now = Instant::now();
+            let at = campaign.next_slot(now).max(account.next_slot(now));
+            campaign.record(at);
+            account.record(at);
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 struct Dispatcher {
     services: Services,
     config: DispatchConfig,
     holder: String,
     holding: bool,
     account: Pacer,
+    /// The account's pace at the send gate.
+    account_gate: Arc<Mutex<Pacer>>,
     campaigns: HashMap<String, Running>,
     /// Whether the live-call ceiling lets campaigns dial.
     under_ceiling: bool,
@@ -96,7 +125,10 @@ struct Dispatcher {
 /// A running campaign as the dispatcher holds it.
 struct Running {
     campaign: Campaign,
+    /// When placements start: about on time for their turn at the gate.
     pacer: Pacer,
+    /// The campaign's pace at the send gate.
+    gate: Arc<Mutex<Pacer>>,
     queue: VecDeque<CampaignTarget>,
     /// Slots in use: read each round, plus the calls placed since.
     active: u64,
@@ -108,6 +140,7 @@ impl Dispatcher {
     fn new(services: Services, config: DispatchConfig) -> Self {
         Self {
             account: Pacer::new(config.account_cps),
+            account_gate: Arc::new(Mutex::new(Pacer::new(config.account_cps))),
             services,
             config,
             holder: domain::new_id(),
@@ -171,6 +204,10 @@ impl Dispatcher {
         running.next_from = running.next_from.wrapping_add(1);
         lock(&self.in_flight).insert(target.id.clone());
         let placement = Placement {
+            gate: SendGate {
+                campaign: running.gate.clone(),
+                account: self.account_gate.clone(),
+            },
             services: self.services.clone(),
             twilio: self.config.twilio.clone(),
             campaign: running.campaign.clone(),
@@ -256,8 +293,10 @@ impl Dispatcher {
         for campaign in running {
             match self.campaigns.get_mut(&campaign.id) {
                 Some(held) => {
-                    if held.pacer.rate() != campaign.pacing.calls_per_second {
-                        held.pacer.set_rate(campaign.pacing.calls_per_second);
+                    let cps = campaign.pacing.calls_per_second;
+                    if held.pacer.rate() != cps {
+                        held.pacer.set_rate(cps);
+                        lock(&held.gate).set_rate(cps);
                     }
                     held.campaign = campaign;
                 }
@@ -266,6 +305,9 @@ impl Dispatcher {
                         campaign.id.clone(),
                         Running {
                             pacer: Pacer::new(campaign.pacing.calls_per_second),
+                            gate: Arc::new(Mutex::new(Pacer::new(
+                                campaign.pacing.calls_per_second,
+                            ))),
                             campaign,
                             queue: VecDeque::new(),
                             active: 0,
@@ -418,6 +460,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One attempt of one target, placed by a task of its own.
 struct Placement {
+    gate: SendGate,
     services: Services,
     twilio: Option<Arc<dyn TwilioApi>>,
     campaign: Campaign,
@@ -517,6 +560,7 @@ impl Placement {
             return self.refused(session, taken, &error, false).await;
         };
         let request = crate::outbound::create_call(session, voice_url, status_url);
+        self.gate.turn().await;
         match twilio.create_call(&request).await {
             Ok(created) => {
                 lock(&self.failures).remove(&taken.id);
