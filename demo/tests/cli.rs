@@ -617,3 +617,35 @@ async fn an_unreachable_control_plane_is_reported_with_its_url() {
     );
     plane.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_goes_in_requests_of_ten_thousand_with_lines_still_told_apart() {
+    let plane = Plane::start(None).await;
+    let agent = plane.agent().await;
+    // 10,005 targets; line 10,004 (the third target of the second request) is bad.
+    let mut text = String::from("phone,n\n");
+    for i in 0..10_005u32 {
+        if i == 10_002 {
+            text.push_str("+1-555,bad\n");
+        } else {
+            text.push_str(&format!("+1415{i:07},{i}\n"));
+        }
+    }
+    let csv = plane.file("large.csv", &text);
+    #[rustfmt::skip]
+    let created = plane
+        .run(&["campaign", "create", "--agent", &agent.id, "--from", "+14155550100", "--csv", &csv])
+        .await
+        .expect(2);
+    assert!(
+        created
+            .stderr
+            .contains(r#"line 10004: targets[2].phone: "+1-555" is not E.164"#),
+        "{}",
+        created.stderr
+    );
+    assert_eq!(value_of(&created.stdout, "accepted"), "10004");
+    let id = value_of(&created.stdout, "campaign");
+    assert_eq!(campaign(&plane, id).await.progress.unwrap().total, 10_004);
+    plane.stop().await;
+}

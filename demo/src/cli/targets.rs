@@ -379,6 +379,13 @@ mod tests {
     }
 
     #[test]
+    fn windows_line_endings_and_blank_lines_count_once_each() {
+        let results = read("phone,name\r\n\r\n+14155550100,Ada\r\n\r\n\r\n,Bob\r\n+14155550102,Cy");
+        assert_eq!(lines(&results), [Ok(3), Err(6), Ok(7)]);
+        assert_eq!(results[0].as_ref().unwrap().target.name, "Ada");
+    }
+
+    #[test]
     fn each_bad_line_is_refused_with_its_number_and_the_rest_go_on() {
         let results = read(
             "phone,name,plan\n\

@@ -137,7 +137,7 @@ fn frame(campaign: &pb::Campaign) -> Vec<String> {
     let count_width = progress.total.to_string().len();
     for (state, count) in counts(&progress) {
         lines.push(format!(
-            "  {state:<10} {count:>count_width$} {} {:>3}%",
+            "  {state:<12}{count:>count_width$} {} {:>3}%",
             bar(count, progress.total),
             percent(count, progress.total)
         ));
@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(text.matches("\x1b[9F").count(), 1);
         assert!(text.contains("running, 2 of 4 targets finished"), "{text}");
         assert!(text.contains(&format!(
-            "  done       2 [{}{}]  50%",
+            "  done        2 [{}{}]  50%",
             "#".repeat(15),
             "-".repeat(15)
         )));
