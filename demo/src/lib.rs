@@ -9,8 +9,12 @@
 //! unavailable, so the agent's fallback shows; progress is printed once a second; and
 //! [`run`] returns a [`Summary`] read back from the control plane, with the sidecar's
 //! relay latency estimated from its `/metrics` (`latency.rs`).
+//!
+//! The same binary steers the campaigns and the do-not-call list of a running control
+//! plane (`switchboard campaign …`, `switchboard dnc …`; see [`cli`]).
 
 pub mod agent;
+pub mod cli;
 pub mod latency;
 pub mod services;
 pub mod summary;

@@ -1,13 +1,22 @@
-//! `switchboard demo`: everything on one machine, one command. See the crate docs.
+//! `switchboard demo`: everything on one machine, one command; `switchboard campaign …`
+//! and `switchboard dnc …`: the operator commands of a running control plane (in
+//! `cli`). See the crate docs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchboard_demo::cli::campaign::CampaignArgs;
+use switchboard_demo::cli::dnc::DncArgs;
+use switchboard_demo::cli::{self, http_url};
 use switchboard_demo::{run, AgentFile, ClientTls, ControlPlane, Options};
 
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Switchboard on one machine")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Switchboard on one machine, and the operator's commands for a running control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,47 +27,56 @@ enum Command {
     /// Control plane, sidecar and both simulators in this process; a batch of simulated
     /// calls (a third of them outbound, some talking over the assistant, one whose AI is
     /// unavailable); a summary with the relay latency.
-    Demo {
-        /// Calls in the batch (one more shows the AI-unavailable fallback).
-        #[arg(long, default_value_t = 5)]
-        calls: usize,
-        /// Directory of the embedded store.
-        #[arg(long, default_value = "./demo-data", conflicts_with_all = ["mongodb", "control_plane"])]
-        data: PathBuf,
-        /// Run the in-process control plane on MongoDB at this URI instead of the embedded
-        /// store (the database is the URI's path, default `switchboard`).
-        #[arg(long, value_name = "URI", value_parser = mongodb_uri, conflicts_with = "control_plane")]
-        mongodb: Option<String>,
-        /// Use the control plane already running at this URL (`http://` for plaintext gRPC,
-        /// `https://` for TLS) instead of starting one. It places calls through its own
-        /// Twilio account, so every call dials in: outbound calls are skipped.
-        #[arg(long, value_name = "URL", value_parser = http_url)]
-        control_plane: Option<String>,
-        /// CA certificate (PEM) to trust for an https:// control plane, besides the public
-        /// and the system's roots.
-        #[arg(long, value_name = "FILE", requires = "control_plane")]
-        control_plane_ca: Option<PathBuf>,
-        /// Client certificate (PEM) for a control plane that requires one (mutual TLS).
-        #[arg(long, value_name = "FILE", requires_all = ["control_plane", "control_plane_key"])]
-        control_plane_cert: Option<PathBuf>,
-        /// The client certificate's private key (PEM).
-        #[arg(long, value_name = "FILE", requires = "control_plane_cert")]
-        control_plane_key: Option<PathBuf>,
-        /// Bearer token for the control plane's API (the in-process one then requires it).
-        #[arg(
-            long,
-            value_name = "TOKEN",
-            env = "SWITCHBOARD_API_TOKEN",
-            hide_env_values = true
-        )]
-        control_plane_token: Option<String>,
-        /// Agent file (JSON of AgentSettings fields) [default: demo/agents/sample.json, built in].
-        #[arg(long)]
-        agent: Option<PathBuf>,
-        /// Tracing filter for the services' logs (stderr).
-        #[arg(long, default_value = "error")]
-        log: String,
-    },
+    Demo(DemoArgs),
+    /// Outbound call campaigns of a running control plane: create one from a CSV file
+    /// of targets, watch, list, pause, resume, cancel, change its pacing.
+    Campaign(CampaignArgs),
+    /// The do-not-call list of a running control plane.
+    Dnc(DncArgs),
+}
+
+/// `switchboard demo`.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Calls in the batch (one more shows the AI-unavailable fallback).
+    #[arg(long, default_value_t = 5)]
+    calls: usize,
+    /// Directory of the embedded store.
+    #[arg(long, default_value = "./demo-data", conflicts_with_all = ["mongodb", "control_plane"])]
+    data: PathBuf,
+    /// Run the in-process control plane on MongoDB at this URI instead of the embedded
+    /// store (the database is the URI's path, default `switchboard`).
+    #[arg(long, value_name = "URI", value_parser = mongodb_uri, conflicts_with = "control_plane")]
+    mongodb: Option<String>,
+    /// Use the control plane already running at this URL (`http://` for plaintext gRPC,
+    /// `https://` for TLS) instead of starting one. It places calls through its own
+    /// Twilio account, so every call dials in: outbound calls are skipped.
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    control_plane: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// control plane, besides the public
+    /// and the system's roots.
+    #[arg(long, value_name = "FILE", requires = "control_plane")]
+    control_plane_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a control plane that requires one (mutual TLS).
+    #[arg(long, value_name = "FILE", requires_all = ["control_plane", "control_plane_key"])]
+    control_plane_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "control_plane_cert")]
+    control_plane_key: Option<PathBuf>,
+    /// Bearer token for the control plane's API (the in-process one then requires it).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SWITCHBOARD_API_TOKEN",
+        hide_env_values = true
+    )]
+    control_plane_token: Option<String>,
+    /// Agent file (JSON of AgentSettings fields) [default: demo/agents/sample.json, built in].
+    #[arg(long)]
+    agent: Option<PathBuf>,
+    /// Tracing filter for the services' logs (stderr).
+    #[arg(long, default_value = "error")]
+    log: String,
 }
 
 fn mongodb_uri(value: &str) -> Result<String, String> {
@@ -69,23 +87,24 @@ fn mongodb_uri(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-fn http_url(value: &str) -> Result<String, String> {
-    let host = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"));
-    match host {
-        Some(host) if !host.is_empty() => Ok(value.to_owned()),
-        _ => Err(
-            "must be an http:// or https:// URL such as http://127.0.0.1:50051 or \
-             https://control-plane.example.com:50051"
-                .into(),
-        ),
+#[tokio::main]
+async fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Campaign(args) => cli::campaign::run(args).await,
+        Command::Dnc(args) => cli::dnc::run(args).await,
+        Command::Demo(args) => return demo(args).await,
+    };
+    match outcome {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let Command::Demo {
+async fn demo(args: DemoArgs) -> ExitCode {
+    let DemoArgs {
         calls,
         data,
         mongodb,
@@ -96,7 +115,7 @@ async fn main() -> ExitCode {
         control_plane_token,
         agent,
         log,
-    } = Cli::parse().command;
+    } = args;
     let telemetry = switchboard_telemetry::TelemetryConfig {
         filter: log,
         format: switchboard_telemetry::LogFormat::Plain,

@@ -94,6 +94,17 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
+impl BearerToken {
+    /// Presents `authorization: Bearer <token>`, or nothing without a token.
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        let value = token
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .context("the control plane token is not a valid header value")?;
+        Ok(Self(value))
+    }
+}
+
 impl Interceptor for BearerToken {
     fn call(
         &mut self,
@@ -107,6 +118,34 @@ impl Interceptor for BearerToken {
         Ok(request)
     }
 }
+
+/// Connects to the control plane at `url` (`http://` or `https://`) as the sidecar does
+/// (the public, the platform's and `tls`'s CA; `tls`'s client certificate for mutual
+/// TLS), presenting `token`. For the operator commands, which talk to a running one.
+pub async fn connect(url: &str, tls: &ClientTls, token: Option<&str>) -> anyhow::Result<Grpc> {
+    let config = sidecar::config::ControlPlaneConfig {
+        urls: vec![url.trim_end_matches('/').to_owned()],
+        discovery: sidecar::config::Discovery::Static,
+        // Presented by the interceptor below, as for the demo's own channel.
+        api_token: None,
+        ca_file: tls.ca_file.clone(),
+        client_identity: tls.client_cert.clone().zip(tls.client_key.clone()),
+        connect_timeout: CONNECT_TIMEOUT,
+        request_timeout: REQUEST_TIMEOUT,
+    };
+    let channel = sidecar::control::endpoint(&config)
+        .context("control plane client")?
+        .timeout(REQUEST_TIMEOUT)
+        .connect()
+        .await
+        .with_context(|| format!("connect to the control plane at {url}"))?;
+    Ok(InterceptedService::new(channel, BearerToken::new(token)?))
+}
+
+/// How long connecting to the control plane may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline of one request of the operator commands (an upload of 10,000 targets too).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The running services; [`Services::stop`] shuts them down in order.
 #[derive(Debug)]
@@ -326,18 +365,13 @@ impl Services {
             .connect()
             .await
             .with_context(|| format!("connect to the control plane at {control_plane_url}"))?;
-        let token = setup
-            .token
-            .as_ref()
-            .map(|t| format!("Bearer {t}").parse())
-            .transpose()
-            .context("the control plane token is not a valid header value")?;
+        let token = BearerToken::new(setup.token.as_deref())?;
         Ok(Services {
             openai,
             twilio,
             voice_url,
             metrics_url: format!("http://{admin_addr}/metrics"),
-            channel: InterceptedService::new(channel, BearerToken(token)),
+            channel: InterceptedService::new(channel, token),
             control_plane_addr: control_plane_url
                 .trim_start_matches("http://")
                 .trim_start_matches("https://")
