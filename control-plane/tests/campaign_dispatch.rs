@@ -253,10 +253,19 @@ async fn a_paced_campaign_never_exceeds_its_rate_and_calls_every_target_once() {
         .requests()
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.ends_with("/Calls.json"))
-        .filter_map(|r| r.params.iter().find(|(k, _)| k == "From").map(|(_, v)| v.clone()))
+        .filter_map(|r| {
+            r.params
+                .iter()
+                .find(|(k, _)| k == "From")
+                .map(|(_, v)| v.clone())
+        })
         .collect();
     let first = from.iter().filter(|f| *f == "+14155550100").count();
-    assert!((99..=101).contains(&first), "{first} of {} from the first number", from.len());
+    assert!(
+        (99..=101).contains(&first),
+        "{first} of {} from the first number",
+        from.len()
+    );
 
     // Each answered call is a session of the campaign and target, with the target's
     // variables over the campaign's.
@@ -276,7 +285,10 @@ async fn a_paced_campaign_never_exceeds_its_rate_and_calls_every_target_once() {
     assert_eq!(session.campaign_id, c.id);
     assert_eq!(session.campaign_target_id, t.id);
     assert_eq!(session.status, pb::CallStatus::Completed as i32);
-    assert_eq!(session.variables.get("plan").map(String::as_str), Some("gold"));
+    assert_eq!(
+        session.variables.get("plan").map(String::as_str),
+        Some("gold")
+    );
     assert_eq!(
         session.variables.get("customer_ref"),
         Some(&format!("ref-{}", t.phone))
@@ -292,9 +304,9 @@ async fn the_concurrency_cap_holds_a_slot_from_dialing_to_the_final_status() {
         outcome: Outcome::NoAnswer,
     };
     let phones = numbers(2, 24);
-    let outcomes = phones
-        .iter()
-        .fold(Outcomes::default(), |o, p| o.number(p.clone(), ringing.clone()));
+    let outcomes = phones.iter().fold(Outcomes::default(), |o, p| {
+        o.number(p.clone(), ringing.clone())
+    });
     let d = dialling(outcomes, 20).await;
     let targets = phones.iter().map(|p| target(p, "Bo")).collect();
     let c = d.create(campaign(&d.agent_id, 20.0, 3), targets).await;
@@ -314,7 +326,9 @@ async fn the_concurrency_cap_holds_a_slot_from_dialing_to_the_final_status() {
     assert!(most <= 3, "{most} calls at once over a cap of 3");
     assert_eq!(most, 3, "the cap was reached");
     let targets = d.targets(&c.id).await;
-    assert!(targets.iter().all(|t| t.last_error.as_ref().unwrap().code == "call.no_answer"));
+    assert!(targets
+        .iter()
+        .all(|t| t.last_error.as_ref().unwrap().code == "call.no_answer"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,7 +340,10 @@ async fn retries_follow_the_policy_and_every_target_ends_with_its_reason() {
     let answers = "+15550300005".to_owned();
     let outcomes = Outcomes::default()
         .number(busy.clone(), OutcomeScript::after_ring(Outcome::Busy))
-        .number(no_answer.clone(), OutcomeScript::after_ring(Outcome::NoAnswer))
+        .number(
+            no_answer.clone(),
+            OutcomeScript::after_ring(Outcome::NoAnswer),
+        )
         .number(
             invalid.clone(),
             OutcomeScript::after_ring(Outcome::Reject {
@@ -371,10 +388,16 @@ async fn retries_follow_the_policy_and_every_target_ends_with_its_reason() {
         (
             pb::TargetState::try_from(t.state).unwrap(),
             t.attempts,
-            t.last_error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
+            t.last_error
+                .as_ref()
+                .map(|e| e.code.clone())
+                .unwrap_or_default(),
         )
     };
-    assert_eq!(ended(&busy), (pb::TargetState::Failed, 3, "call.busy".into()));
+    assert_eq!(
+        ended(&busy),
+        (pb::TargetState::Failed, 3, "call.busy".into())
+    );
     assert_eq!(
         ended(&no_answer),
         (pb::TargetState::Failed, 1, "call.no_answer".into())
@@ -483,7 +506,11 @@ async fn pause_resume_a_rate_change_and_cancel_take_effect_while_running() {
         .filter(|at| *at > changed_at + 500)
         .collect();
     // 2.5 s at 8/s is 20; at the old 2/s it would be 5.
-    assert!(after_change.len() >= 12, "{} calls after the rate change", after_change.len());
+    assert!(
+        after_change.len() >= 12,
+        "{} calls after the rate change",
+        after_change.len()
+    );
     assert!(most_in_any_second(&after_change) <= 8);
 
     // Cancel: nothing new, the waiting targets end canceled.
@@ -498,7 +525,10 @@ async fn pause_resume_a_rate_change_and_cancel_take_effect_while_running() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let created = d.creations(&phones);
     assert_eq!(
-        created.iter().filter(|(_, at)| *at > canceled_at + 1000).count(),
+        created
+            .iter()
+            .filter(|(_, at)| *at > canceled_at + 1000)
+            .count(),
         0
     );
     let progress = d.get(&c.id).await.progress.unwrap();
@@ -549,7 +579,11 @@ async fn a_closed_window_holds_dialing_until_it_opens_in_each_targets_zone() {
     };
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(created[0].0, here);
-    assert!(created[0].1 >= opens_ms, "dialled {} ms early", opens_ms - created[0].1);
+    assert!(
+        created[0].1 >= opens_ms,
+        "dialled {} ms early",
+        opens_ms - created[0].1
+    );
     // The far target waits for its own morning: pending, due at the opening there.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let targets = d.targets(&c.id).await;

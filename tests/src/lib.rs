@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
 use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
+use switchboard_proto::v1::campaign_service_client::CampaignServiceClient;
 use switchboard_sim::openai::{OpenAiSim, SimConfig};
 use switchboard_sim::tls::{IssuedCert, TestCa};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -749,6 +750,14 @@ pub struct Replica {
     channel: Channel,
 }
 
+impl Replica {
+    /// Sets (or replaces) a variable of the replica's environment, for its next start.
+    pub fn set_env(&mut self, key: &'static str, value: &str) {
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.to_owned()));
+    }
+}
+
 /// One sidecar of a [`Cluster`].
 #[derive(Debug)]
 pub struct ClusterSidecar {
@@ -901,6 +910,13 @@ impl Cluster {
 
     pub fn sessions(&self, replica: usize) -> CallSessionServiceClient<Authorized> {
         CallSessionServiceClient::with_interceptor(
+            self.replicas[replica].channel.clone(),
+            authorize as Authorize,
+        )
+    }
+
+    pub fn campaigns(&self, replica: usize) -> CampaignServiceClient<Authorized> {
+        CampaignServiceClient::with_interceptor(
             self.replicas[replica].channel.clone(),
             authorize as Authorize,
         )

@@ -234,8 +234,14 @@ impl Dispatcher {
                 false
             }
         };
-        if held != self.holding {
-            tracing::info!(holder = %self.holder, held, "campaign dispatcher lease changed hands");
+        match (self.holding, held) {
+            (false, true) => {
+                tracing::info!(holder = %self.holder, "this replica dispatches campaigns now")
+            }
+            (true, false) => {
+                tracing::info!(holder = %self.holder, "this replica no longer dispatches campaigns")
+            }
+            _ => {}
         }
         self.holding = held;
         if !held {
