@@ -8,8 +8,7 @@
 //! A campaign read alone carries its progress (counts per target state); list reads
 //! leave it out, so a page costs no count per campaign.
 //!
-//! Nothing dials yet: the dispatcher that places a campaign's calls is a later
-//! increment, so targets wait in `pending`.
+//! `crate::campaigns` dials them; `WatchCampaign` follows one as it runs.
 
 use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::campaign_service_server::CampaignService;
