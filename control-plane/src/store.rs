@@ -372,8 +372,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn count_active_targets(&self, campaign_id: &str) -> StoreResult<u64>;
     /// Scheduled → running once its `start_at` is not after `now`. True when changed.
     async fn start_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
-    /// Running → completed when none of its targets is pending, waiting for a retry,
-    /// dialing or in a call; atomic with uploads, so a target added meanwhile keeps it
+    /// Running → completed when it has targets and none of them is pending, waiting
+    /// for a retry, dialing or in a call (one without targets waits for its upload); atomic with uploads, so a target added meanwhile keeps it
     /// running. True when changed.
     async fn complete_campaign(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
     /// How many live sessions hold a liveness lease: the calls sidecars carry and the

@@ -553,8 +553,14 @@ pub(crate) async fn each_attempt_is_taken_once_and_follows_its_call(store: Arc<d
 
 pub(crate) async fn a_campaign_completes_only_when_no_target_is_open(store: Arc<dyn Store>) {
     use crate::domain::{TargetTake, TargetUpdate};
-    let (c, ids) = campaign_with_targets(&store, 1).await;
+    let (empty, _) = campaign_with_targets(&store, 0).await;
     let now = domain::now();
+    assert_eq!(
+        store.complete_campaign(&empty.id, now).await,
+        Ok(false),
+        "a campaign without targets waits for its upload"
+    );
+    let (c, ids) = campaign_with_targets(&store, 1).await;
     assert_eq!(store.complete_campaign(&c.id, now).await, Ok(false));
     let dial = TargetTake::Dial {
         call_id: "call-1".into(),

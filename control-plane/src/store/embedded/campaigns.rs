@@ -220,6 +220,19 @@ pub(super) fn complete(txn: &WriteTransaction, id: &str, now: Timestamp) -> Stor
     if campaign.state != CampaignState::Running || has_open_targets(txn, id)? {
         return Ok(false);
     }
+    // A campaign with no targets yet is waiting for its upload, not done.
+    let has_targets = txn
+        .open_table(TARGETS)
+        .map_err(internal)?
+        .range((id, "")..)
+        .map_err(internal)?
+        .next()
+        .transpose()
+        .map_err(internal)?
+        .is_some_and(|(key, _)| key.value().0 == id);
+    if !has_targets {
+        return Ok(false);
+    }
     campaign.state = CampaignState::Completed;
     campaign.version = bump(campaign.version, id)?;
     campaign.updated_at = now;

@@ -607,6 +607,17 @@ impl Campaigns {
         if open.is_some() {
             return Ok(false);
         }
+        // A campaign with no targets yet is waiting for its upload, not done.
+        let any = self
+            .targets
+            .clone_with_type::<Document>()
+            .find_one(doc! { "campaignId": id })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| driver_error("read the targets of campaign", id, e))?;
+        if any.is_none() {
+            return Ok(false);
+        }
         let revision = read
             .revision
             .map_or(doc! { "$exists": false }, |r| doc! { "$eq": r });
