@@ -38,8 +38,8 @@ use switchboard_proto::v1::campaign_service_server::CampaignServiceServer;
 use switchboard_proto::v1::handoff_service_server::HandoffServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{Config, StoreConfig};
@@ -236,7 +236,13 @@ pub async fn serve_with_store(
             &auth,
             HandoffServiceServer::new(HandoffApi::new(services)),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // TCP_NODELAY on every accepted connection, as `Server::serve` would set it: else
+        // Nagle's algorithm holds a response's last frames until the peer's delayed ACK,
+        // ~40 ms on every request that waits for its answer.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await;
     // Awaited, so its hold on the store is gone when this returns (the embedded
     // store's file is released with the last handle), whichever way the server ended.
