@@ -1,6 +1,6 @@
 //! What the demo shows at the end, read back from the control plane: each call's
-//! direction and status, one full transcript as stored, the barge-ins, the items stored,
-//! and the sidecar's relay latency.
+//! direction and status, one full transcript as stored, the campaign and its targets,
+//! the barge-ins, the items stored, and the sidecar's relay latency.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,6 +9,8 @@ use std::time::Duration;
 use switchboard_proto::v1 as pb;
 use switchboard_sim::twilio::CallRecord;
 
+use crate::cli::campaign::counts;
+use crate::cli::output::{self, Table};
 use crate::latency::LatencyEstimate;
 
 /// What a simulated caller does.
@@ -93,6 +95,64 @@ pub struct TranscriptLine {
     pub note: String,
 }
 
+/// The demo's campaign as read back once it was over (or the demo stopped waiting).
+#[derive(Debug, Clone)]
+pub struct CampaignSummary {
+    pub id: String,
+    pub name: String,
+    /// A `pb::CampaignState`.
+    pub state: i32,
+    /// Targets per state.
+    pub progress: pb::CampaignProgress,
+    /// Every target, in the order they were planned.
+    pub targets: Vec<pb::CampaignTarget>,
+    /// From its creation until it was read over.
+    pub elapsed: Duration,
+}
+
+impl CampaignSummary {
+    /// The target called at `phone`.
+    pub fn target(&self, phone: &str) -> Option<&pb::CampaignTarget> {
+        self.targets.iter().find(|t| t.phone == phone)
+    }
+}
+
+impl fmt::Display for CampaignSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "\n== campaign {:?} ({}): {} after {:.1} s ==",
+            self.name,
+            self.id,
+            output::campaign_state(self.state),
+            self.elapsed.as_secs_f64()
+        )?;
+        // The states some target is in; `done 0` and `failed 0` are worth saying too.
+        let states: Vec<String> = counts(&self.progress)
+            .iter()
+            .filter(|(state, count)| *count > 0 || ["done", "failed"].contains(state))
+            .map(|(state, count)| format!("{state} {count}"))
+            .collect();
+        writeln!(
+            f,
+            "targets: {} ({})",
+            self.progress.total,
+            states.join(", ")
+        )?;
+        let mut table = Table::new(["phone", "name", "state", "attempts", "last error"]);
+        for t in &self.targets {
+            table.row([
+                t.phone.clone(),
+                t.name.clone(),
+                output::target_state(t.state),
+                t.attempts.to_string(),
+                output::call_error(t.last_error.as_ref()),
+            ]);
+        }
+        write!(f, "{table}")
+    }
+}
+
 /// The end of the demo.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -106,6 +166,8 @@ pub struct Summary {
     pub items_stored: usize,
     /// Where they are kept.
     pub data: DataLocation,
+    /// The campaign run alongside the calls (none against an external control plane).
+    pub campaign: Option<CampaignSummary>,
     /// The sidecar's relay latency, or why it could not be read.
     pub relay_latency: Result<LatencyEstimate, String>,
     /// Things the reader should know (e.g. outbound calls skipped).
@@ -210,6 +272,7 @@ impl Summary {
             transcript_of: shown.map(|s| s.id.clone()),
             transcript,
             data,
+            campaign: None,
             relay_latency: Err("not measured".to_owned()),
             notes: Vec::new(),
             elapsed: Duration::ZERO,
@@ -282,6 +345,9 @@ impl fmt::Display for Summary {
                 };
                 writeln!(f, "{:>3} {:>9}: {}{note}", line.seq, line.role, line.text)?;
             }
+        }
+        if let Some(campaign) = &self.campaign {
+            write!(f, "{campaign}")?;
         }
         let clears: usize = self.calls.iter().map(|c| c.clears).sum();
         writeln!(f, "\n== totals ==")?;
