@@ -373,3 +373,73 @@ impl fmt::Display for Summary {
         write!(f, "data:                {}", self.data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(phone: &str, name: &str, state: pb::TargetState, error: &str) -> pb::CampaignTarget {
+        pb::CampaignTarget {
+            phone: phone.into(),
+            name: name.into(),
+            state: state as i32,
+            attempts: if error.is_empty() { 1 } else { 2 },
+            last_error: (!error.is_empty()).then(|| pb::CallError {
+                code: error.into(),
+                message: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_campaign_section_counts_the_states_in_use_and_lists_every_target() {
+        let campaign = CampaignSummary {
+            id: "c1".into(),
+            name: "Renewals".into(),
+            state: pb::CampaignState::Running as i32,
+            progress: pb::CampaignProgress {
+                total: 3,
+                done: 1,
+                retry_wait: 1,
+                in_call: 1,
+                ..Default::default()
+            },
+            targets: vec![
+                target("+14155554001", "Ada", pb::TargetState::Done, ""),
+                target(
+                    "+14155554002",
+                    "Bo",
+                    pb::TargetState::RetryWait,
+                    "call.busy",
+                ),
+                target("+14155554003", "Cy", pb::TargetState::InCall, ""),
+            ],
+            elapsed: Duration::from_millis(4_300),
+        };
+        let text = campaign.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "== campaign \"Renewals\" (c1): running after 4.3 s =="
+        );
+        // Failed is always shown, states nobody is in are not.
+        assert_eq!(
+            lines[2],
+            "targets: 3 (in-call 1, retry-wait 1, done 1, failed 0)"
+        );
+        assert_eq!(
+            lines[3],
+            "phone         name  state       attempts  last error"
+        );
+        assert_eq!(
+            lines[5],
+            "+14155554002  Bo    retry-wait  2         call.busy"
+        );
+        assert_eq!(lines.len(), 7, "{text}");
+        assert_eq!(
+            campaign.target("+14155554003").map(|t| t.name.as_str()),
+            Some("Cy")
+        );
+    }
+}

@@ -196,9 +196,27 @@ async fn the_demo_stops_everything_when_interrupted() {
     .await
     .expect("the demo stops promptly");
     assert!(outcome.is_err(), "interrupted");
-    // The store was closed: it opens again.
-    let reopened = switchboard_control_plane::store::EmbeddedStore::open(&data);
+    // The store was closed: it opens again, with no campaign left to dial.
+    use switchboard_control_plane::domain::CampaignState;
+    use switchboard_control_plane::store::{EmbeddedStore, PageRequest, Store};
+    let reopened = EmbeddedStore::open(&data);
     assert!(reopened.is_ok(), "{:?}", reopened.err());
+    let campaigns = reopened
+        .unwrap()
+        .list_campaigns(None, &PageRequest::new(100, String::new()))
+        .await
+        .unwrap()
+        .items;
+    for campaign in campaigns {
+        assert!(
+            matches!(
+                campaign.state,
+                CampaignState::Canceled | CampaignState::Completed
+            ),
+            "{:?}",
+            campaign.state
+        );
+    }
 }
 
 /// `uri` with its database (the path) replaced by `database`.
