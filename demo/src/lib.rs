@@ -84,7 +84,8 @@ struct PlacedCall {
 
 type Placed = Arc<Mutex<Vec<PlacedCall>>>;
 
-/// The demo's campaign once created, to cancel it when the demo is interrupted.
+/// The demo's campaign once created: its progress is shown, it is awaited, and it is
+/// canceled when the demo is interrupted.
 type Running = Arc<Mutex<Option<campaign::Started>>>;
 
 impl CallPlan {

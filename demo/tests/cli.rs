@@ -703,7 +703,7 @@ async fn a_campaign_from_csv_is_dialled_through_twilio_and_watched_to_completion
     std::fs::write(&csv, DIALLED).unwrap();
     // `create` stores the campaign, then its targets: a campaign running with no target
     // yet could be completed in between. It starts a few seconds on, once they are in.
-    let start_at = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
+    let start_at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
     #[rustfmt::skip]
     let created = run_at(&url, &[
         "campaign", "create", "--agent", &agent.id, "--from", "+14155550100",
