@@ -5,15 +5,18 @@
 //! created from an agent file through the control plane's gRPC API; a batch of simulated
 //! calls is placed — every third one outbound, dialled by the control plane through
 //! Twilio's REST API (the simulator's) and answered by a simulated callee, the rest
-//! dialled in; every other caller talks over the assistant — then one call whose AI is
-//! unavailable, so the agent's fallback shows; progress is printed once a second; and
-//! [`run`] returns a [`Summary`] read back from the control plane, with the sidecar's
-//! relay latency estimated from its `/metrics` (`latency.rs`).
+//! dialled in; every other caller talks over the assistant — and, alongside, a small
+//! campaign of the agent is dialled by the control plane's dispatcher (`campaign.rs`);
+//! once both are over, one call whose AI is unavailable, so the agent's fallback shows;
+//! progress is printed once a second; and [`run`] returns a [`Summary`] read back from
+//! the control plane, with the sidecar's relay latency estimated from its `/metrics`
+//! (`latency.rs`).
 //!
 //! The same binary steers the campaigns and the do-not-call list of a running control
 //! plane (`switchboard campaign …`, `switchboard dnc …`; see [`cli`]).
 
 pub mod agent;
+pub mod campaign;
 pub mod cli;
 pub mod latency;
 pub mod services;
@@ -27,6 +30,7 @@ use anyhow::Context;
 use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::agent_settings_service_client::AgentSettingsServiceClient;
 use switchboard_proto::v1::call_session_service_client::CallSessionServiceClient;
+use switchboard_proto::v1::campaign_service_client::CampaignServiceClient;
 use switchboard_sim::openai::Fault;
 use switchboard_sim::twilio::{
     AudioSource, CallRecord, CallSpec, OutcomeScript, Outcomes, TalkScript,
@@ -35,7 +39,7 @@ use switchboard_sim::twilio::{
 pub use agent::AgentFile;
 pub use services::{ClientTls, ControlPlane};
 use services::{Grpc, Services, Setup, ACCOUNT_SID, TWILIO_AUTH_TOKEN};
-pub use summary::{CallKind, CallSummary, DataLocation, Summary, TranscriptLine};
+pub use summary::{CallKind, CallSummary, CampaignSummary, DataLocation, Summary, TranscriptLine};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -80,6 +84,10 @@ struct PlacedCall {
 
 type Placed = Arc<Mutex<Vec<PlacedCall>>>;
 
+/// The demo's campaign once created: its progress is shown, it is awaited, and it is
+/// canceled when the demo is interrupted.
+type Running = Arc<Mutex<Option<campaign::Started>>>;
+
 impl CallPlan {
     /// Every other call talks over the assistant; with a control plane that places calls
     /// through this demo's fake Twilio, every third call (the 2nd, 5th, …) is outbound.
@@ -112,12 +120,12 @@ pub async fn run(
 ) -> anyhow::Result<Summary> {
     let outbound_possible = !matches!(options.control_plane, ControlPlane::External(_));
     let plan = CallPlan::batch(options.calls, outbound_possible);
-    let outcomes =
-        plan.iter()
-            .filter(|call| call.outbound)
-            .fold(Outcomes::default(), |outcomes, call| {
-                outcomes.number(call.other_party(), OutcomeScript::answer(talk(call.kind)))
-            });
+    let outcomes = plan.iter().filter(|call| call.outbound).fold(
+        campaign::with_outcomes(Outcomes::default()),
+        |outcomes, call| {
+            outcomes.number(call.other_party(), OutcomeScript::answer(talk(call.kind)))
+        },
+    );
     let setup = Setup {
         control_plane: options.control_plane.clone(),
         token: options.token.clone(),
@@ -126,10 +134,21 @@ pub async fn run(
     };
     let services = Services::start(&setup).await?;
     let placed = Placed::default();
+    let running = Running::default();
     let outcome = tokio::select! {
-        summary = demo(&options, &plan, &services, &placed) => summary,
+        summary = demo(&options, &plan, &services, &placed, &running) => summary,
         () = shutdown => Err(anyhow::anyhow!("interrupted")),
     };
+    // A campaign interrupted (or not over in time) is canceled: nothing is left to dial
+    // in the store. A completed one refuses, which changes nothing.
+    let created = running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(started) = created {
+        let mut campaigns = CampaignServiceClient::new(services.channel.clone());
+        campaign::cancel(&mut campaigns, &started).await;
+    }
     // Callers still on the line hang up (a no-op for finished calls).
     for call in placed.lock().unwrap_or_else(PoisonError::into_inner).iter() {
         if let Some(caller) = services.twilio.caller(&call.call_sid) {
@@ -145,12 +164,14 @@ async fn demo(
     plan: &[CallPlan],
     services: &Services,
     placed: &Placed,
+    running: &Running,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
     // A little before now: the control plane's clock is ours, the margin is for rounding.
     let since = prost_types::Timestamp::from(SystemTime::now() - Duration::from_secs(1));
     let mut agents = AgentSettingsServiceClient::new(services.channel.clone());
     let sessions = CallSessionServiceClient::new(services.channel.clone());
+    let campaigns = CampaignServiceClient::new(services.channel.clone());
     let replace_any = matches!(options.control_plane, ControlPlane::Embedded(_));
     let agent = create_agent(&mut agents, &options.agent, replace_any).await?;
     let number = options
@@ -166,6 +187,10 @@ async fn demo(
             "outbound calls skipped: the control plane at {url} places calls through its own \
              Twilio account, not this demo's simulator, so every call dials in"
         ));
+        notes.push(format!(
+            "campaign skipped: the control plane at {url} would dial its targets through its \
+             own Twilio account, not this demo's simulator"
+        ));
     }
     if options.progress {
         println!(
@@ -177,9 +202,25 @@ async fn demo(
              Twilio; every other one talks over the assistant), then one whose AI is unavailable",
             plan.len()
         );
+        if services.places_calls {
+            println!(
+                "alongside, campaign {:?}: {} targets dialled by the control plane at {} calls/s \
+                 (two answer, one is busy, one does not answer; those two are tried again after \
+                 {} s)",
+                campaign::NAME,
+                campaign::TARGETS.len(),
+                campaign::CALLS_PER_SECOND,
+                campaign::BACKOFF.as_secs()
+            );
+        }
         for note in &notes {
             println!("note: {note}");
         }
+    }
+    // Created with its targets before the calls are placed, so it runs alongside them.
+    if services.places_calls {
+        let created = campaign::start(&mut campaigns.clone(), &agent.id, &number).await?;
+        *running.lock().unwrap_or_else(PoisonError::into_inner) = Some(created);
     }
 
     let progress = async {
@@ -190,7 +231,10 @@ async fn demo(
         tick.tick().await;
         loop {
             tick.tick().await;
-            print_progress(started, services, placed, &sessions, &agent.id, since).await;
+            print_progress(
+                started, services, placed, &sessions, &agent.id, since, running,
+            )
+            .await;
         }
     };
     let calls = async {
@@ -212,11 +256,28 @@ async fn demo(
                 });
             pending.push(sid);
         }
-        let mut records = Vec::new();
-        for sid in &pending {
-            records.push(finished(services, sid).await?);
-        }
-        // Alone, so the refused connection is this call's.
+        let batch = async {
+            let mut records = Vec::new();
+            for sid in &pending {
+                records.push(finished(services, sid).await?);
+            }
+            anyhow::Ok(records)
+        };
+        let created = running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let campaign = async {
+            match created {
+                Some(created) => campaign::finish(&mut campaigns.clone(), &created)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (mut records, campaign) = tokio::try_join!(batch, campaign)?;
+        // Alone (the campaign's calls are over too), so the refused connection is this
+        // call's.
         services
             .openai
             .push_faults(vec![Fault::Refuse { status: 503 }], 1);
@@ -234,14 +295,17 @@ async fn demo(
                 call_sid: sid.clone(),
             });
         records.push(finished(services, &sid).await?);
-        anyhow::Ok(records)
+        anyhow::Ok((records, campaign))
     };
-    let records = tokio::select! {
-        records = calls => records?,
+    let (records, campaign) = tokio::select! {
+        done = calls => done?,
         () = progress => unreachable!("progress never ends"),
     };
     if options.progress {
-        print_progress(started, services, placed, &sessions, &agent.id, since).await;
+        print_progress(
+            started, services, placed, &sessions, &agent.id, since, running,
+        )
+        .await;
     }
 
     let kinds: Vec<CallKind> = placed
@@ -252,6 +316,7 @@ async fn demo(
         .collect();
     let stored = stored_sessions(&sessions, &agent.id, &records).await?;
     let mut summary = Summary::new(&kinds, &records, &stored, services.data.clone());
+    summary.campaign = campaign;
     summary.relay_latency = latency::scrape(&services.metrics_url)
         .await
         .map_err(|e| format!("{e:#}"));
@@ -458,7 +523,8 @@ async fn stored_sessions(
     }
 }
 
-/// One line: calls on the line, and the stored sessions of this run by status.
+/// One line: calls on the line, the stored sessions of this run by status (the
+/// campaign's apart), and how far the campaign is.
 async fn print_progress(
     started: Instant,
     services: &Services,
@@ -466,6 +532,7 @@ async fn print_progress(
     sessions: &CallSessionServiceClient<Grpc>,
     agent_id: &str,
     since: prost_types::Timestamp,
+    running: &Running,
 ) {
     let active = placed
         .lock()
@@ -487,7 +554,8 @@ async fn print_progress(
         .await;
     let (mut completed, mut handed_off, mut failed) = (0, 0, 0);
     if let Ok(listed) = listed {
-        for session in listed.into_inner().call_sessions {
+        let calls = listed.into_inner().call_sessions;
+        for session in calls.iter().filter(|s| s.campaign_id.is_empty()) {
             match session.status() {
                 pb::CallStatus::Completed => completed += 1,
                 pb::CallStatus::HandedOff => handed_off += 1,
@@ -496,8 +564,29 @@ async fn print_progress(
             }
         }
     }
+    let created = running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let mut campaign = String::new();
+    if let Some(created) = created {
+        let read = CampaignServiceClient::new(services.channel.clone())
+            .get_campaign(pb::GetCampaignRequest { id: created.id })
+            .await;
+        if let Ok(read) = read {
+            let read = read.into_inner();
+            let progress = read.progress.unwrap_or_default();
+            campaign = format!(
+                "; campaign {}, {} of {} targets finished",
+                cli::output::campaign_state(read.state),
+                cli::campaign::finished(&progress),
+                progress.total
+            );
+        }
+    }
     println!(
-        "[{:>3}s] active {active}, completed {completed}, handed off {handed_off}, failed {failed}",
+        "[{:>3}s] active {active}, completed {completed}, handed off {handed_off}, failed \
+         {failed}{campaign}",
         started.elapsed().as_secs()
     );
 }

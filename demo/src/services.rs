@@ -28,6 +28,9 @@ use crate::summary::DataLocation;
 /// the sidecar checks the callers' webhook signatures with its token.
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000de0";
 pub const TWILIO_AUTH_TOKEN: &str = "demo-twilio-auth-token";
+/// Calls per second the in-process control plane may ask of the simulated account: room
+/// for the demo's campaign (`campaign::CALLS_PER_SECOND`) and an operator's at 5/s.
+pub const MAX_CPS: usize = 5;
 const STREAM_TOKEN_SECRET: &str = "demo-stream-token-secret-of-32-bytes-or-more";
 
 /// What the simulated caller says first, and the assistant's long answer to it.
@@ -437,6 +440,10 @@ async fn start_control_plane(
         (
             control_plane::config::ENV_VOICE_WEBHOOK_URL,
             voice_url.to_owned(),
+        ),
+        (
+            control_plane::config::ENV_TWILIO_MAX_CPS,
+            MAX_CPS.to_string(),
         ),
     ]);
     if let Some(token) = &setup.token {

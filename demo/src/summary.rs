@@ -1,6 +1,6 @@
 //! What the demo shows at the end, read back from the control plane: each call's
-//! direction and status, one full transcript as stored, the barge-ins, the items stored,
-//! and the sidecar's relay latency.
+//! direction and status, one full transcript as stored, the campaign and its targets,
+//! the barge-ins, the items stored, and the sidecar's relay latency.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,6 +9,8 @@ use std::time::Duration;
 use switchboard_proto::v1 as pb;
 use switchboard_sim::twilio::CallRecord;
 
+use crate::cli::campaign::counts;
+use crate::cli::output::{self, Table};
 use crate::latency::LatencyEstimate;
 
 /// What a simulated caller does.
@@ -93,6 +95,64 @@ pub struct TranscriptLine {
     pub note: String,
 }
 
+/// The demo's campaign as read back once it was over (or the demo stopped waiting).
+#[derive(Debug, Clone)]
+pub struct CampaignSummary {
+    pub id: String,
+    pub name: String,
+    /// A `pb::CampaignState`.
+    pub state: i32,
+    /// Targets per state.
+    pub progress: pb::CampaignProgress,
+    /// Every target, in the order they were planned.
+    pub targets: Vec<pb::CampaignTarget>,
+    /// From its creation until it was read over.
+    pub elapsed: Duration,
+}
+
+impl CampaignSummary {
+    /// The target called at `phone`.
+    pub fn target(&self, phone: &str) -> Option<&pb::CampaignTarget> {
+        self.targets.iter().find(|t| t.phone == phone)
+    }
+}
+
+impl fmt::Display for CampaignSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "\n== campaign {:?} ({}): {} after {:.1} s ==",
+            self.name,
+            self.id,
+            output::campaign_state(self.state),
+            self.elapsed.as_secs_f64()
+        )?;
+        // The states some target is in; `done 0` and `failed 0` are worth saying too.
+        let states: Vec<String> = counts(&self.progress)
+            .iter()
+            .filter(|(state, count)| *count > 0 || ["done", "failed"].contains(state))
+            .map(|(state, count)| format!("{state} {count}"))
+            .collect();
+        writeln!(
+            f,
+            "targets: {} ({})",
+            self.progress.total,
+            states.join(", ")
+        )?;
+        let mut table = Table::new(["phone", "name", "state", "attempts", "last error"]);
+        for t in &self.targets {
+            table.row([
+                t.phone.clone(),
+                t.name.clone(),
+                output::target_state(t.state),
+                t.attempts.to_string(),
+                output::call_error(t.last_error.as_ref()),
+            ]);
+        }
+        write!(f, "{table}")
+    }
+}
+
 /// The end of the demo.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -106,6 +166,8 @@ pub struct Summary {
     pub items_stored: usize,
     /// Where they are kept.
     pub data: DataLocation,
+    /// The campaign run alongside the calls (none against an external control plane).
+    pub campaign: Option<CampaignSummary>,
     /// The sidecar's relay latency, or why it could not be read.
     pub relay_latency: Result<LatencyEstimate, String>,
     /// Things the reader should know (e.g. outbound calls skipped).
@@ -210,6 +272,7 @@ impl Summary {
             transcript_of: shown.map(|s| s.id.clone()),
             transcript,
             data,
+            campaign: None,
             relay_latency: Err("not measured".to_owned()),
             notes: Vec::new(),
             elapsed: Duration::ZERO,
@@ -283,6 +346,9 @@ impl fmt::Display for Summary {
                 writeln!(f, "{:>3} {:>9}: {}{note}", line.seq, line.role, line.text)?;
             }
         }
+        if let Some(campaign) = &self.campaign {
+            write!(f, "{campaign}")?;
+        }
         let clears: usize = self.calls.iter().map(|c| c.clears).sum();
         writeln!(f, "\n== totals ==")?;
         writeln!(
@@ -305,5 +371,75 @@ impl fmt::Display for Summary {
             writeln!(f, "note:                {note}")?;
         }
         write!(f, "data:                {}", self.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(phone: &str, name: &str, state: pb::TargetState, error: &str) -> pb::CampaignTarget {
+        pb::CampaignTarget {
+            phone: phone.into(),
+            name: name.into(),
+            state: state as i32,
+            attempts: if error.is_empty() { 1 } else { 2 },
+            last_error: (!error.is_empty()).then(|| pb::CallError {
+                code: error.into(),
+                message: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_campaign_section_counts_the_states_in_use_and_lists_every_target() {
+        let campaign = CampaignSummary {
+            id: "c1".into(),
+            name: "Renewals".into(),
+            state: pb::CampaignState::Running as i32,
+            progress: pb::CampaignProgress {
+                total: 3,
+                done: 1,
+                retry_wait: 1,
+                in_call: 1,
+                ..Default::default()
+            },
+            targets: vec![
+                target("+14155554001", "Ada", pb::TargetState::Done, ""),
+                target(
+                    "+14155554002",
+                    "Bo",
+                    pb::TargetState::RetryWait,
+                    "call.busy",
+                ),
+                target("+14155554003", "Cy", pb::TargetState::InCall, ""),
+            ],
+            elapsed: Duration::from_millis(4_300),
+        };
+        let text = campaign.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "== campaign \"Renewals\" (c1): running after 4.3 s =="
+        );
+        // Failed is always shown, states nobody is in are not.
+        assert_eq!(
+            lines[2],
+            "targets: 3 (in-call 1, retry-wait 1, done 1, failed 0)"
+        );
+        assert_eq!(
+            lines[3],
+            "phone         name  state       attempts  last error"
+        );
+        assert_eq!(
+            lines[5],
+            "+14155554002  Bo    retry-wait  2         call.busy"
+        );
+        assert_eq!(lines.len(), 7, "{text}");
+        assert_eq!(
+            campaign.target("+14155554003").map(|t| t.name.as_str()),
+            Some("Cy")
+        );
     }
 }

@@ -2,8 +2,10 @@
 //! process on a temporary embedded store: a campaign created from a CSV file with bad
 //! lines (each reported by line, the rest stored with their variables), read back,
 //! listed, paused, resumed, re-paced, canceled and watched to its summary; the
-//! do-not-call list; the bearer token. Nothing dials: the campaign starts tomorrow, and
-//! its targets stay `pending`.
+//! do-not-call list; the bearer token. Nothing dials there: the campaign starts
+//! tomorrow, and its targets stay `pending`. One campaign is dialled to completion: on the
+//! demo's services (a control plane whose Twilio account is the simulator's fake REST
+//! API, the sidecar that answers the calls and forwards Twilio's status callbacks).
 
 use std::collections::HashMap;
 use std::process::Output;
@@ -86,24 +88,29 @@ impl Plane {
     }
 
     async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        command
-            .args(args)
-            .env("SWITCHBOARD_CONTROL_PLANE", &self.url)
-            .env_remove("SWITCHBOARD_API_TOKEN");
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap();
-        Run::from(output, args)
+        run_at(&self.url, args, env).await
     }
 
     async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap();
     }
+}
+
+/// Runs the binary with `args` against the control plane at `url`.
+async fn run_at(url: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .args(args)
+        .env("SWITCHBOARD_CONTROL_PLANE", url)
+        .env_remove("SWITCHBOARD_API_TOKEN");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    Run::from(output, args)
 }
 
 /// What one run of the binary did.
@@ -648,4 +655,155 @@ async fn a_large_file_goes_in_requests_of_ten_thousand_with_lines_still_told_apa
     let id = value_of(&created.stdout, "campaign");
     assert_eq!(campaign(&plane, id).await.progress.unwrap().total, 10_004);
     plane.stop().await;
+}
+
+/// Six good lines and, on line 6, a bad phone. Bo's line is busy and Cy's does not
+/// answer; the others answer, stay silent and hang up.
+const DIALLED: &str = "phone,name,plan\n\
++14155556001,Ada,gold\n\
++14155556002,Bo,silver\n\
++14155556003,Cy,gold\n\
++14155556004,Di,bronze\n\
++1-555,Ed,gold\n\
++14155556005,Flo,gold\n\
++14155556006,Gus,silver\n";
+const BUSY: &str = "+14155556002";
+const NO_ANSWER: &str = "+14155556003";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_from_csv_is_dialled_through_twilio_and_watched_to_completion() {
+    use std::time::Duration;
+    use switchboard_demo::services::{Services, Setup};
+    use switchboard_sim::twilio::{Outcome, OutcomeScript, Outcomes, TalkScript};
+
+    let dir = tempfile::tempdir().unwrap();
+    let outcomes = Outcomes::answer_all(TalkScript::silent().hang_up_after(Duration::from_secs(1)))
+        .number(BUSY, OutcomeScript::after_ring(Outcome::Busy))
+        .number(NO_ANSWER, OutcomeScript::after_ring(Outcome::NoAnswer));
+    let services = Services::start(&Setup {
+        control_plane: switchboard_demo::ControlPlane::Embedded(dir.path().join("data")),
+        token: None,
+        tls: Default::default(),
+        outcomes,
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", services.control_plane_addr);
+    let agent = switchboard_demo::AgentFile::parse(switchboard_demo::agent::SAMPLE_AGENT)
+        .unwrap()
+        .to_proto();
+    let agent = AgentSettingsServiceClient::new(services.channel.clone())
+        .create_agent_settings(pb::CreateAgentSettingsRequest {
+            agent_settings: Some(agent),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let csv = dir.path().join("dialled.csv");
+    std::fs::write(&csv, DIALLED).unwrap();
+    // `create` stores the campaign, then its targets: a campaign running with no target
+    // yet could be completed in between. It starts a few seconds on, once they are in.
+    let start_at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    #[rustfmt::skip]
+    let created = run_at(&url, &[
+        "campaign", "create", "--agent", &agent.id, "--from", "+14155550100",
+        "--cps", "5", "--max-concurrent", "5", "--csv", &csv.display().to_string(),
+        "--name", "Dialled", "--max-attempts", "2", "--retry-on", "busy", "--backoff", "1s",
+        "--start-at", &start_at, "--watch",
+    ], &[])
+    .await
+    .expect(2);
+
+    // The bad line is reported by number; the others were dialled.
+    let refused: Vec<&str> = created
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    assert_eq!(refused.len(), 1, "{}", created.stderr);
+    assert!(
+        refused[0].starts_with(r#"line 6: targets[4].phone: "+1-555" is not E.164"#),
+        "{}",
+        created.stderr
+    );
+    assert_eq!(value_of(&created.stdout, "accepted"), "6");
+    assert_eq!(value_of(&created.stdout, "invalid"), "1");
+    let id = value_of(&created.stdout, "campaign").to_owned();
+
+    // The watch ends with the summary: completed, the count of each state, then the
+    // failed targets with their attempts and reasons, and nothing after them.
+    let heading = format!("campaign {id} (\"Dialled\") completed: 4 of 6 targets done");
+    let (progress, summary) = created
+        .stdout
+        .split_once(&heading)
+        .unwrap_or_else(|| panic!("{heading:?} in\n{}", created.stdout));
+    assert!(
+        progress.lines().any(|l| l.contains(" running: ")),
+        "{progress}"
+    );
+    for (state, count) in [
+        ("done", "4"),
+        ("failed", "2"),
+        ("pending", "0"),
+        ("skipped", "0"),
+        ("total", "6"),
+    ] {
+        assert_eq!(value_of(summary, state), count, "{state} in\n{summary}");
+    }
+    // After the phone: NAME, STATE, ATTEMPTS, LAST ERROR (`code: message`), VARIABLES.
+    let rows: Vec<Vec<&str>> = summary
+        .lines()
+        .skip_while(|l| !l.starts_with("failed and skipped targets:"))
+        .skip(2)
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let phone = words.iter().rposition(|w| w.starts_with('+')).unwrap();
+            let mut row = words[phone..phone + 5].to_vec();
+            row[4] = row[4].trim_end_matches(':');
+            row
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            [BUSY, "Bo", "failed", "2", "call.busy"],
+            [NO_ANSWER, "Cy", "failed", "1", "call.no_answer"],
+        ],
+        "{summary}"
+    );
+
+    // As stored: completed, the answered targets done in one call each.
+    let mut campaigns = CampaignServiceClient::new(services.channel.clone());
+    let stored = campaigns
+        .get_campaign(pb::GetCampaignRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.state, pb::CampaignState::Completed as i32);
+    let done = campaigns
+        .list_campaign_targets(pb::ListCampaignTargetsRequest {
+            campaign_id: id,
+            state: pb::TargetState::Done as i32,
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .targets;
+    let mut phones: Vec<(&str, u32)> = done
+        .iter()
+        .map(|t| (t.phone.as_str(), t.attempts))
+        .collect();
+    phones.sort_unstable();
+    assert_eq!(
+        phones,
+        [
+            ("+14155556001", 1),
+            ("+14155556004", 1),
+            ("+14155556005", 1),
+            ("+14155556006", 1),
+        ]
+    );
+    services.stop().await;
 }

@@ -1,11 +1,12 @@
-//! The demo, short: two calls (the second outbound and barging in) and the fallback call,
-//! on a temporary data directory; the summary is read back from the control plane. Then
-//! the same on MongoDB, against an external control plane, and the flags the binary
-//! refuses.
+//! The demo, short: two calls (the second outbound and barging in), the campaign
+//! alongside them and the fallback call, on a temporary data directory; the summary is
+//! read back from the control plane. Then the same on MongoDB, against an external
+//! control plane (no campaign), and the flags the binary refuses.
 
 use std::process::Command;
 use std::time::Duration;
 
+use switchboard_demo::campaign::{Answer, MAX_ATTEMPTS, TARGETS};
 use switchboard_demo::{run, AgentFile, CallKind, ControlPlane, DataLocation, Options, Summary};
 use switchboard_proto::v1 as pb;
 
@@ -68,6 +69,68 @@ fn assert_ran(summary: &Summary, directions: &[pb::CallDirection], redirects: bo
     assert!(shown.contains("direction"), "{shown}");
 }
 
+/// The campaign completed: the answering targets `done` in one attempt, the busy and the
+/// unanswered one `failed` with their reason after both attempts; the summary's section
+/// shows the counts and one line per target.
+fn assert_campaign_ran(summary: &Summary) {
+    let shown = summary.to_string();
+    let campaign = summary.campaign.as_ref().expect("the campaign ran");
+    assert_eq!(
+        campaign.state,
+        pb::CampaignState::Completed as i32,
+        "{shown}"
+    );
+    let p = &campaign.progress;
+    assert_eq!((p.total, p.done, p.failed), (4, 2, 2), "{shown}");
+    assert_eq!(campaign.targets.len(), TARGETS.len(), "{shown}");
+    for planned in TARGETS {
+        let target = campaign.target(planned.phone).expect("every target listed");
+        assert_eq!(target.name, planned.name);
+        assert_eq!(target.variables["plan"], planned.plan);
+        let code = target
+            .last_error
+            .as_ref()
+            .map(|e| e.code.as_str())
+            .unwrap_or_default();
+        let (state, attempts, error) = match planned.answer {
+            Answer::Talks => (pb::TargetState::Done, 1, ""),
+            Answer::Busy => (pb::TargetState::Failed, MAX_ATTEMPTS, "call.busy"),
+            Answer::NoAnswer => (pb::TargetState::Failed, MAX_ATTEMPTS, "call.no_answer"),
+        };
+        assert_eq!(
+            (target.state, target.attempts, code),
+            (state as i32, attempts, error),
+            "{}: {shown}",
+            planned.phone
+        );
+        let line = shown
+            .lines()
+            .find(|l| l.starts_with(planned.phone))
+            .unwrap_or_else(|| panic!("a line for {}: {shown}", planned.phone));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let state_name = if state == pb::TargetState::Done {
+            "done"
+        } else {
+            "failed"
+        };
+        let attempts = attempts.to_string();
+        assert_eq!(
+            words[..4],
+            [planned.phone, planned.name, state_name, attempts.as_str()],
+            "{line}"
+        );
+        assert!(error.is_empty() || line.contains(error), "{line}");
+    }
+    assert!(
+        shown.contains(&format!(
+            "== campaign {:?} ({}): completed after",
+            campaign.name, campaign.id
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("targets: 4 (done 2, failed 2)"), "{shown}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_places_inbound_and_outbound_calls_and_summarizes_what_was_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,6 +144,7 @@ async fn the_demo_places_inbound_and_outbound_calls_and_summarizes_what_was_stor
     let shown = summary.to_string();
     use pb::CallDirection::{Inbound, Outbound};
     assert_ran(&summary, &[Inbound, Outbound, Inbound], true);
+    assert_campaign_ran(&summary);
     let kinds: Vec<CallKind> = summary.calls.iter().map(|c| c.kind).collect();
     assert_eq!(
         kinds,
@@ -132,9 +196,27 @@ async fn the_demo_stops_everything_when_interrupted() {
     .await
     .expect("the demo stops promptly");
     assert!(outcome.is_err(), "interrupted");
-    // The store was closed: it opens again.
-    let reopened = switchboard_control_plane::store::EmbeddedStore::open(&data);
+    // The store was closed: it opens again, with no campaign left to dial.
+    use switchboard_control_plane::domain::CampaignState;
+    use switchboard_control_plane::store::{EmbeddedStore, PageRequest, Store};
+    let reopened = EmbeddedStore::open(&data);
     assert!(reopened.is_ok(), "{:?}", reopened.err());
+    let campaigns = reopened
+        .unwrap()
+        .list_campaigns(None, &PageRequest::new(100, String::new()))
+        .await
+        .unwrap()
+        .items;
+    for campaign in campaigns {
+        assert!(
+            matches!(
+                campaign.state,
+                CampaignState::Canceled | CampaignState::Completed
+            ),
+            "{:?}",
+            campaign.state
+        );
+    }
 }
 
 /// `uri` with its database (the path) replaced by `database`.
@@ -171,6 +253,7 @@ async fn with_mongodb_the_demo_records_its_calls_there() {
         .unwrap();
     use pb::CallDirection::{Inbound, Outbound};
     assert_ran(&summary, &[Inbound, Outbound, Inbound], true);
+    assert_campaign_ran(&summary);
     assert_eq!(summary.data, DataLocation::Mongo { database });
     assert!(
         !summary.to_string().contains("mongodb://"),
@@ -221,6 +304,15 @@ async fn with_an_external_control_plane_every_call_dials_in_with_the_token() {
             .any(|n| n.starts_with("outbound calls skipped")),
         "{summary}"
     );
+    assert!(summary.campaign.is_none(), "{summary}");
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.starts_with("campaign skipped")),
+        "{summary}"
+    );
+    assert!(!summary.to_string().contains("== campaign"), "{summary}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
