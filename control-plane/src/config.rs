@@ -136,6 +136,9 @@ pub struct Config {
     pub orphan_timeout: Duration,
     /// [`ENV_CAMPAIGN_MAX_LIVE_CALLS`] and [`ENV_CAMPAIGN_INBOUND_RESERVE`].
     pub campaign_load: crate::campaigns::LoadCeiling,
+    /// The host's name (`HOSTNAME`: the pod's name on Kubernetes), which tells replicas
+    /// apart in cluster-wide leases; `None` when unset.
+    pub host_name: Option<String>,
 }
 
 /// Campaigns dial only while the system's live calls stay below this many, less the
@@ -282,6 +285,7 @@ impl Config {
             },
         };
         Ok(Config {
+            host_name: get("HOSTNAME").filter(|h| !h.trim().is_empty()),
             campaign_load,
             orphan_timeout,
             grpc_addr,

@@ -142,9 +142,16 @@ pub async fn serve_with_store(
         liveness: liveness::Liveness::new(config.orphan_timeout),
     };
     let keeper = liveness::spawn(services.clone(), metrics.clone());
+    // Stable across a restart of the same replica, unique among replicas; a fresh id
+    // when the host has no name.
+    let holder = match (&config.host_name, listener.local_addr()) {
+        (Some(host), Ok(addr)) => format!("{host}@{addr}"),
+        _ => domain::new_id(),
+    };
     let dispatcher = campaigns::spawn(
         services.clone(),
         campaigns::DispatchConfig {
+            holder,
             // Twilio's CPS limits are small whole numbers: exact as f64.
             account_cps: config.twilio.max_cps as f64,
             ceiling: config.campaign_load,

@@ -70,6 +70,10 @@ pub struct DispatchConfig {
     pub ceiling: LoadCeiling,
     /// Twilio without retries: a refused creation is retried by the dispatcher, paced.
     pub twilio: Option<Arc<dyn TwilioApi>>,
+    /// Who holds the lease: stable across a restart of the same replica (its host and
+    /// gRPC address), so a restarted replica takes its lease back at once instead of
+    /// waiting for it to expire.
+    pub holder: String,
 }
 
 /// Starts the dispatcher; abort the handle to stop it.
@@ -142,8 +146,8 @@ impl Dispatcher {
             account: Pacer::new(config.account_cps),
             account_gate: Arc::new(Mutex::new(Pacer::new(config.account_cps))),
             services,
+            holder: config.holder.clone(),
             config,
-            holder: domain::new_id(),
             holding: false,
             campaigns: HashMap::new(),
             under_ceiling: true,
