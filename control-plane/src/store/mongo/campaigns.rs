@@ -565,18 +565,29 @@ impl Campaigns {
                 { "startAt": { "$lte": now.timestamp_millis() } },
             ],
         };
+        self.move_state(filter, CampaignState::Running, now, "start campaign", id)
+            .await
+    }
+
+    /// Moves the campaign `filter` matches to `to` (bumping its version); true when
+    /// one was moved.
+    async fn move_state(
+        &self,
+        filter: Document,
+        to: CampaignState,
+        now: Timestamp,
+        operation: &str,
+        id: &str,
+    ) -> StoreResult<bool> {
         let update = doc! {
-            "$set": {
-                "state": state_name(CampaignState::Running)?,
-                "updatedAt": now.timestamp_millis(),
-            },
+            "$set": { "state": state_name(to)?, "updatedAt": now.timestamp_millis() },
             "$inc": { "version": 1_i64 },
         };
         let result = self
             .campaigns
             .update_one(filter, update)
             .await
-            .map_err(|e| driver_error("start campaign", id, e))?;
+            .map_err(|e| driver_error(operation, id, e))?;
         Ok(result.modified_count > 0)
     }
 
@@ -594,28 +605,14 @@ impl Campaigns {
         if read.state != CampaignState::Running {
             return Ok(false);
         }
-        let open = self
-            .targets
-            .clone_with_type::<Document>()
-            .find_one(doc! {
-                "campaignId": id,
-                "state": { "$in": states(|s| !s.is_final())? },
-            })
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(|e| driver_error("read the targets of campaign", id, e))?;
-        if open.is_some() {
-            return Ok(false);
-        }
+        let open = doc! {
+            "campaignId": id,
+            "state": { "$in": states(|s| !s.is_final())? },
+        };
         // A campaign with no targets yet is waiting for its upload, not done.
-        let any = self
-            .targets
-            .clone_with_type::<Document>()
-            .find_one(doc! { "campaignId": id })
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(|e| driver_error("read the targets of campaign", id, e))?;
-        if any.is_none() {
+        if self.any_target(open, id).await?
+            || !self.any_target(doc! { "campaignId": id }, id).await?
+        {
             return Ok(false);
         }
         let revision = read
@@ -626,19 +623,26 @@ impl Campaigns {
             "state": state_name(CampaignState::Running)?,
             REVISION: revision,
         };
-        let update = doc! {
-            "$set": {
-                "state": state_name(CampaignState::Completed)?,
-                "updatedAt": now.timestamp_millis(),
-            },
-            "$inc": { "version": 1_i64 },
-        };
-        let result = self
-            .campaigns
-            .update_one(filter, update)
+        self.move_state(
+            filter,
+            CampaignState::Completed,
+            now,
+            "complete campaign",
+            id,
+        )
+        .await
+    }
+
+    /// Whether some target of campaign `id` matches `filter`.
+    async fn any_target(&self, filter: Document, id: &str) -> StoreResult<bool> {
+        let found = self
+            .targets
+            .clone_with_type::<Document>()
+            .find_one(filter)
+            .projection(doc! { "_id": 1 })
             .await
-            .map_err(|e| driver_error("complete campaign", id, e))?;
-        Ok(result.modified_count > 0)
+            .map_err(|e| driver_error("read the targets of campaign", id, e))?;
+        Ok(found.is_some())
     }
 
     pub(super) async fn list_targets(
